@@ -28,7 +28,9 @@ MERGES_FILE = "merges.txt"
 OPENAI_VOCAB_FILE = "encoder.json"
 OPENAI_MERGES_FILE = "vocab.bpe"
 # tiktoken's pre-tokenization pattern for "gpt2" (tiktoken_ext.openai_public.r50k_pat_str).
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
 
 
 def find_bpe_files(folder: str | Path) -> tuple[Path, Path]:
@@ -91,7 +93,9 @@ def _tiktoken_cached(vocab_file: str, mtime_ns: int) -> tiktoken.Encoding:
     to_byte = _unicode_to_byte()
     # GPT-2's merge ranks equal its token ids, so the vocabulary alone defines the encoding.
     ranks = {
-        bytes(to_byte[ch] for ch in token): idx for token, idx in vocab.items() if token != ENDOFTEXT
+        bytes(to_byte[ch] for ch in token): idx
+        for token, idx in vocab.items()
+        if token != ENDOFTEXT
     }
     return tiktoken.Encoding(
         name=f"gpt2@{vocab_file}",
@@ -123,7 +127,9 @@ def load_hf_tokenizer(folder: str | Path, model_max_length: int = 1024) -> GPT2T
     )
 
 
-def save_tokenizer(source_folder: str | Path, output_dir: str | Path, model_max_length: int) -> None:
+def save_tokenizer(
+    source_folder: str | Path, output_dir: str | Path, model_max_length: int
+) -> None:
     """Write the tokenizer into a model folder: the BPE files under Hugging Face names, plus
     ``tokenizer.json``/``tokenizer_config.json`` so ``AutoTokenizer.from_pretrained`` works offline.
     """

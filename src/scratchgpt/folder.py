@@ -1,0 +1,161 @@
+"""The model folder: the one currency every step reads and writes, and exactly what goes to the Hub.
+
+A complete folder holds ``config.json`` (with a four-entry ``auto_map``), ``model.safetensors``
+(sharded above ``max_shard_size``), the two modeling files, ``generation_config.json`` for
+language models, and the tokenizer files. It is written to a hidden temporary sibling and
+renamed into place only when complete, so an interrupted write never looks like a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+)
+
+from scratchgpt.paths import gpt2_bpe_dir
+from scratchgpt.tokenizer import find_bpe_files, save_tokenizer
+from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import (
+    ScratchGPTForCausalLM,
+    ScratchGPTForSequenceClassification,
+    ScratchGPTModel,
+)
+
+Task = Literal["sequence-classification", "causal-lm", "base"]
+TASK_CLASSES: dict[str, type[PreTrainedModel]] = {
+    "sequence-classification": ScratchGPTForSequenceClassification,
+    "causal-lm": ScratchGPTForCausalLM,
+    "base": ScratchGPTModel,
+}
+DEFAULT_MAX_SHARD_SIZE = "2GB"
+
+
+def register_auto_classes() -> None:
+    """Inside the library the Auto classes know our model without ``trust_remote_code``."""
+    AutoConfig.register(ScratchGPTConfig.model_type, ScratchGPTConfig, exist_ok=True)
+    AutoModel.register(ScratchGPTConfig, ScratchGPTModel, exist_ok=True)
+    AutoModelForCausalLM.register(ScratchGPTConfig, ScratchGPTForCausalLM, exist_ok=True)
+    AutoModelForSequenceClassification.register(
+        ScratchGPTConfig, ScratchGPTForSequenceClassification, exist_ok=True
+    )
+
+
+register_auto_classes()
+
+
+@contextlib.contextmanager
+def atomic_dir(output_dir: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``output_dir``; on success it replaces ``output_dir``.
+
+    On any exception the temporary folder is removed and ``output_dir`` is left as it was.
+    """
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if output_dir.exists():
+        # Move the old folder aside first so a crash between the two renames loses nothing.
+        old = output_dir.with_name(f".{output_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+        output_dir.rename(old)
+        tmp.rename(output_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(output_dir)
+
+
+def save_model_folder(
+    model: PreTrainedModel,
+    output_dir: str | Path,
+    tokenizer_source: str | Path | None = None,
+    extra_files: dict[str, str | bytes] | None = None,
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+) -> Path:
+    """Write ``model`` as a complete, self-describing model folder (atomically).
+
+    Args:
+        model: any scratchgpt model.
+        output_dir: destination; replaced if it exists.
+        tokenizer_source: folder with the GPT-2 BPE files (default: the shared GPT-2 files).
+        extra_files: more files to put in the folder, name -> text or bytes (metrics, logs).
+        max_shard_size: safetensors shard size, as ``save_pretrained`` takes it.
+    """
+    source = Path(tokenizer_source) if tokenizer_source is not None else gpt2_bpe_dir()
+    find_bpe_files(source)  # fail before writing anything
+    with atomic_dir(output_dir) as tmp:
+        model.save_pretrained(tmp, max_shard_size=max_shard_size)
+        save_tokenizer(source, tmp, model_max_length=model.config.context_length)
+        for name, content in (extra_files or {}).items():
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(tmp / name, mode) as handle:
+                handle.write(content)
+    return Path(output_dir)
+
+
+def load_model_folder(
+    folder: str | Path, task: Task = "sequence-classification", **kwargs
+) -> PreTrainedModel:
+    """Load a model folder with the library's own classes (no remote code needed)."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a model folder: it has no config.json")
+    return TASK_CLASSES[task].from_pretrained(folder, **kwargs)
+
+
+def is_model_folder(path: str | Path) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def build_model(
+    model: str | Path,
+    *,
+    task: Task = "sequence-classification",
+    init: Literal["pretrained", "random"] = "pretrained",
+    seed: int = 123,
+    **config_overrides,
+) -> PreTrainedModel:
+    """A model from a preset name (``gpt2-small`` ...) or a model folder.
+
+    ``init="random"`` builds a preset's shape with fresh weights (the only option offline);
+    ``"pretrained"`` uses OpenAI's weights, downloaded and converted once into the cache.
+    Config overrides (``num_labels``, ``id2label``, ``pooling``, ``drop_rate``, ...) apply in
+    both cases; a new classification head is initialised from ``seed``.
+    """
+    torch.manual_seed(seed)
+    name = str(model)
+    if name in PRESETS and init == "random":
+        return TASK_CLASSES[task](ScratchGPTConfig.from_preset(name, **config_overrides))
+    if name in PRESETS:
+        from scratchgpt.convert import ensure_pretrained_folder
+
+        folder = ensure_pretrained_folder(name)
+    elif is_model_folder(name):
+        folder = Path(name)
+    else:
+        raise ValueError(
+            f"--model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder "
+            "(a directory with config.json)"
+        )
+    if init == "random":
+        config = ScratchGPTConfig.from_pretrained(folder, **config_overrides)
+        return TASK_CLASSES[task](config)
+    # A new head (other labels than the folder's) is initialised instead of loaded.
+    relabel = task == "sequence-classification" and bool(
+        {"num_labels", "id2label"} & set(config_overrides)
+    )
+    return load_model_folder(folder, task, ignore_mismatched_sizes=relabel, **config_overrides)
