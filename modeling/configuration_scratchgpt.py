@@ -1,4 +1,4 @@
-"""Configuration of the from-scratch GPT-2 (the book's ``GPT_CONFIG_124M`` as a transformers config).
+"""Configuration of the from-scratch GPT-2: the book's ``GPT_CONFIG_124M`` as a transformers config.
 
 This file ships to the Hugging Face Hub next to ``config.json`` and is loaded with
 ``trust_remote_code=True``: it may import only the standard library, torch and transformers.
