@@ -1,0 +1,322 @@
+"""Classify texts with a fine-tuned model folder (or Hub repo): fast batched inference.
+
+The book's ``classify_review`` runs one message at a time, padded to a fixed 120 tokens.
+``classify_texts`` instead sorts the texts by token count, cuts the sorted list into batches
+(so each batch holds messages of similar length), pads each batch only to its own longest
+message with an attention mask, and returns the results in the input order. The model pools
+the last non-padding token, so padding never changes a prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import tiktoken
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the model's context and lost their tail."""
+
+
+def resolve_encoding(tokenizer: str | Path | tiktoken.Encoding) -> tiktoken.Encoding:
+    """A tiktoken encoding from a folder with GPT-2 BPE files, or the encoding itself."""
+    if isinstance(tokenizer, tiktoken.Encoding):
+        return tokenizer
+    return load_tiktoken(tokenizer)
+
+
+def encode_texts(
+    encoding: tiktoken.Encoding, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids per text, cut to ``max_length``; warns once with the number of cut texts.
+
+    ``<|endoftext|>`` written in a text becomes the special token, as the transformers
+    tokenizer (and so ``pipeline``) does.
+    """
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"text {index} is {text!r}: every text must be a non-empty string")
+    ids = encoding.encode_batch(list(texts), allowed_special={ENDOFTEXT})
+    too_long = sum(len(row) > max_length for row in ids)
+    if too_long:
+        longest = max(len(row) for row in ids)
+        warnings.warn(
+            f"{too_long} of {len(ids)} texts are longer than {max_length} tokens (longest "
+            f"{longest}) and were truncated to their first {max_length} tokens",
+            TruncationWarning,
+            stacklevel=3,
+        )
+    return [row[:max_length] for row in ids]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (memory peaks early)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def pad_batch(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest row: ``(input_ids, attention_mask)``, both (B, T)."""
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def label_names(model: PreTrainedModel) -> list[str]:
+    """Class names in id order from ``config.id2label``."""
+    id2label = model.config.id2label
+    return [str(id2label[i]) for i in range(model.config.num_labels)]
+
+
+def _pad_id(model: PreTrainedModel, encoding: tiktoken.Encoding) -> int:
+    pad = model.config.pad_token_id
+    return int(pad) if pad is not None else encoding.eot_token
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: PreTrainedModel,
+    token_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Class probabilities (N, num_labels), rows in the order of ``token_ids``."""
+    model.eval()
+    device = next(model.parameters()).device
+    probs = torch.empty((len(token_ids), model.config.num_labels), dtype=torch.float32)
+    batches = length_sorted_batches([len(row) for row in token_ids], batch_size)
+    for batch in tqdm(batches, desc="classify", unit="batch", disable=not progress):
+        input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_id, device)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        probs[batch] = logits.float().softmax(dim=-1).cpu()
+    return probs
+
+
+def classify_texts(
+    model: PreTrainedModel,
+    tokenizer: str | Path | tiktoken.Encoding,
+    texts: Sequence[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_length: int | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Classify ``texts``; one dict per text, in input order.
+
+    Each result is ``{"text", "label", "label_id", "score", "scores": {label: probability}}``
+    where ``score`` is the probability of the predicted label. ``tokenizer`` is a folder with
+    the GPT-2 BPE files (the model folder itself) or a ``tiktoken.Encoding``. ``max_length``
+    (default and maximum: the model's context length) truncates longer texts, with a
+    ``TruncationWarning`` saying how many.
+    """
+    if not texts:
+        return []
+    context = int(model.config.context_length)
+    if max_length is not None and not 1 <= max_length <= context:
+        raise ValueError(
+            f"max_length must be in 1..{context} (the context length), got {max_length}"
+        )
+    encoding = resolve_encoding(tokenizer)
+    token_ids = encode_texts(encoding, texts, max_length or context)
+    probs = predict_probabilities(model, token_ids, _pad_id(model, encoding), batch_size, progress)
+    names = label_names(model)
+    results = []
+    for text, row in zip(texts, probs.tolist(), strict=True):
+        best = max(range(len(row)), key=row.__getitem__)
+        results.append(
+            {
+                "text": text,
+                "label": names[best],
+                "label_id": best,
+                "score": row[best],
+                "scores": dict(zip(names, row, strict=True)),
+            }
+        )
+    return results
+
+
+class HubDownloadError(RuntimeError):
+    """A model repo could not be fetched from the Hugging Face Hub."""
+
+
+def resolve_model_folder(
+    path_or_repo: str | Path, revision: str | None = None, token: str | None = None
+) -> Path:
+    """A local model folder as is, or a Hub repo id downloaded into the Hub cache."""
+    path = Path(path_or_repo)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a model folder: it has no config.json")
+        return path
+    name = str(path_or_repo)
+    if name.count("/") != 1 or name.startswith((".", "/")):
+        raise FileNotFoundError(
+            f"{name!r} is neither an existing model folder nor a Hub repo id (USER/NAME)"
+        )
+    return _download_repo(name, revision, token)
+
+
+def _download_repo(repo_id: str, revision: str | None, token: str | None) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, token=token))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        raise HubDownloadError(
+            f"could not download model repo {repo_id!r} (revision {revision or 'main'}) from "
+            f"{constants.ENDPOINT}: {type(err).__name__}: {err}. Offline, pass a local model "
+            "folder instead; a private repo needs --token or `hf auth login`."
+        ) from err
+
+
+def load_classifier(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    token: str | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[PreTrainedModel, Path]:
+    """Load a classifier through the Auto API with the folder's own code (trust_remote_code).
+
+    Returns ``(model, folder)``; ``folder`` also holds the tokenizer files for
+    ``classify_texts``. A repo id is downloaded (whole snapshot) from the Hub first.
+    """
+    folder = resolve_model_folder(path_or_repo, revision, token)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    if device is not None:
+        model.to(device)
+    return model.eval(), folder
+
+
+# ---------------------------------------------------------------- command line (classify.py)
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def build_classify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="classify.py",
+        description="Classify texts with a fine-tuned scratchgpt model folder or Hub repo. "
+        "Texts come from the arguments, from --input (one text a line) or from stdin.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="model folder, or Hub repo id USER/NAME (downloaded)"
+    )
+    parser.add_argument("texts", nargs="*", help="texts to classify (quote each one)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        help="file with one text per line ('-' reads stdin); empty lines skipped",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        default="table",
+        help="output: a readable table (default) or one JSON object per line with text, "
+        "label, score and the probability of every class",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"texts per forward pass (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="truncate texts to this many tokens (default and maximum: the model's context)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)"
+    )
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    parser.add_argument("--token", default=None, help="Hub token for private repos")
+    return parser
+
+
+def read_input_texts(args: argparse.Namespace, stdin: TextIO) -> tuple[list[str], list[int]]:
+    """Texts from arguments, ``--input`` or stdin, and the 1-based line numbers skipped as empty."""
+    if args.texts and args.input:
+        raise ValueError("give texts as arguments or --input FILE, not both")
+    if args.texts:
+        lines = list(args.texts)
+    elif args.input and str(args.input) != "-":
+        if not args.input.is_file():
+            raise FileNotFoundError(f"--input {args.input}: no such file")
+        lines = args.input.read_text(encoding="utf-8").splitlines()
+    elif args.input or not stdin.isatty():
+        lines = stdin.read().splitlines()
+    else:
+        raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
+    empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"no text to classify: all {len(lines)} input line(s) are empty")
+    return texts, empty
+
+
+def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
+    """Aligned table: index, label, score, each class probability, start of the text."""
+    names = list(results[0]["scores"])
+    label_width = max(5, *(len(n) for n in names))
+    header = f"{'#':>4}  {'label':<{label_width}}  " + "  ".join(f"{n:>8}" for n in names)
+    lines = [header + "  text"]
+    for index, row in enumerate(results, start=1):
+        text = (
+            row["text"] if len(row["text"]) <= text_width else row["text"][: text_width - 1] + "…"
+        )
+        probs = "  ".join(f"{row['scores'][n]:8.4f}" for n in names)
+        lines.append(f"{index:>4}  {row['label']:<{label_width}}  {probs}  {text}")
+    return "\n".join(lines)
+
+
+def classify_main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
+    """Entry point of ``scripts/classify.py``; returns the exit status."""
+    parser = build_classify_parser()
+    args = parser.parse_args(argv)
+    try:
+        texts, empty = read_input_texts(args, stdin or sys.stdin)
+        model, folder = load_classifier(args.model, args.revision, args.token, args.device)
+        if empty:
+            shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+            print(f"skipped {len(empty)} empty line(s): {shown}", file=sys.stderr)
+        results = classify_texts(
+            model, folder, texts, args.batch_size, args.max_length, progress=len(texts) > 1000
+        )
+    except (ValueError, FileNotFoundError, HubDownloadError) as err:
+        parser.exit(2, f"classify.py: error: {err}\n")
+    if args.format == "jsonl":
+        for row in results:
+            record = {"text": row["text"], "label": row["label"], "score": row["score"]}
+            print(json.dumps({**record, "scores": row["scores"]}, ensure_ascii=False))
+    else:
+        print(format_results_table(results))
+    return 0
