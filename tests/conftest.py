@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny configs and saved model folders built from the real GPT-2 vocabulary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import scratchgpt  # noqa: F401  (registers the Auto classes)
+from scratchgpt.folder import save_model_folder
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import (
+    ScratchGPTForCausalLM,
+    ScratchGPTForSequenceClassification,
+)
+
+# Tests must never reach for the network: fail fast instead of hanging on a Hub lookup.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def tiny_config(**overrides) -> ScratchGPTConfig:
+    """A 2-layer model over the real GPT-2 vocabulary: fast, yet tokenizer-compatible."""
+    base = dict(vocab_size=50257, context_length=64, emb_dim=32, n_heads=2, n_layers=2)
+    return ScratchGPTConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def bpe_dir() -> Path:
+    path = gpt2_bpe_dir()
+    if not (path / "encoder.json").is_file():
+        pytest.fail(f"GPT-2 BPE files not found at {path}; set SCRATCHGPT_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sms_texts() -> list[str]:
+    lines = sms_spam_file().read_text(encoding="utf-8").split("\n")
+    return [line.split("\t", 1)[1] for line in lines if line]
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
+    torch.manual_seed(0)
+    config = tiny_config(
+        num_labels=2, id2label={0: "ham", 1: "spam"}, label2id={"ham": 0, "spam": 1}
+    )
+    model = ScratchGPTForSequenceClassification(config).eval()
+    return save_model_folder(model, tmp_path_factory.mktemp("models") / "classifier", bpe_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory, bpe_dir) -> Path:
+    torch.manual_seed(0)
+    model = ScratchGPTForCausalLM(tiny_config()).eval()
+    return save_model_folder(model, tmp_path_factory.mktemp("models") / "lm", bpe_dir)
