@@ -1,0 +1,13 @@
+"""Fine-tune a from-scratch GPT-2 as a text classifier (the book's chapter-6 recipe).
+
+    accelerate launch scripts/finetune.py                       # SMS spam, GPT-2 124M weights
+    python scripts/finetune.py --init random --data-file FILE   # offline
+    python scripts/finetune.py --help                           # every flag
+
+All logic lives in ``scratchgpt.train`` so tests can call it.
+"""
+
+from scratchgpt.train import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The trainer's side of the data: which folder tokenizes, and how splits become batches.
+
+Reading, splitting and tokenizing live in ``scratchgpt.data``; padding and the seeded
+length-grouped order in ``scratchgpt.collate``. This module only wires them to a model
+source and to the two kinds of items the trainer batches (token ids, or cached states).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from scratchgpt.collate import ClassificationCollator, LengthGroupedBatchSampler
+from scratchgpt.data import (
+    PreparedData,
+    add_data_arguments,
+    prepare_from_args,
+    resolve_model_source,
+)
+
+__all__ = [
+    "add_data_arguments",
+    "load_data",
+    "make_eval_loader",
+    "make_train_loader",
+    "token_collator",
+]
+
+
+def model_source(args: argparse.Namespace) -> str | Path:
+    """``--model`` as a folder: presets with ``--init pretrained`` are downloaded/converted once."""
+    from scratchgpt_modeling.configuration_scratchgpt import PRESETS
+
+    if args.model in PRESETS and args.init == "pretrained":
+        from scratchgpt.convert import ensure_pretrained_folder
+
+        return ensure_pretrained_folder(args.model)
+    return args.model
+
+
+def load_data(args: argparse.Namespace) -> tuple[PreparedData, Path, str | Path]:
+    """Tokenized splits with the model's own vocabulary; also returns the tokenizer folder
+    (copied into the output folder) and the resolved model source."""
+    source = model_source(args)
+    tokenizer_folder, context_length = resolve_model_source(source)
+    return prepare_from_args(args, tokenizer_folder, context_length), tokenizer_folder, source
+
+
+def token_collator(pad_token_id: int, pad_length: int | None = None) -> Callable:
+    """Right padding to the batch's longest message (or ``pad_length``) with a mask."""
+    return ClassificationCollator(pad_token_id=pad_token_id, pad_to_length=pad_length)
+
+
+def _loader_generator(seed: int) -> torch.Generator:
+    # Its own generator: creating a loader iterator then draws nothing from the global RNG,
+    # so dropout draws after a resume match the uninterrupted run's.
+    return torch.Generator().manual_seed(seed)
+
+
+def make_train_loader(
+    dataset: Dataset, lengths: Sequence[int], batch_size: int, seed: int, collate: Callable
+) -> DataLoader:
+    """Length-grouped, seeded batches: a new order each epoch (``set_epoch``), same on resume."""
+    sampler = LengthGroupedBatchSampler(list(lengths), batch_size, seed=seed)
+    return DataLoader(
+        _model_columns(dataset),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        generator=_loader_generator(seed),
+    )
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int, collate: Callable) -> DataLoader:
+    """Dataset order, so "the first 5 batches" are the same examples at every evaluation."""
+    return DataLoader(
+        _model_columns(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        generator=_loader_generator(0),
+    )
+
+
+def _model_columns(dataset: Dataset) -> Dataset:
+    """Only what the collator reads: decoding ``text`` for every item would be wasted work."""
+    select = getattr(dataset, "select_columns", None)
+    return select(["input_ids", "label"]) if select is not None else dataset
