@@ -1,0 +1,387 @@
+"""The Hub model card (``README.md``) of a fine-tuned output folder, rendered from its results.
+
+``write_model_card(output_dir)`` fills the template ``model_card.md`` (repository root) with two
+files the trainer writes into ``output_dir``, plus the folder's ``config.json`` (label names,
+context length) and any PNG plots in ``output_dir`` or ``output_dir/plots``.
+
+``metrics.json`` — one entry per split, each the dict returned by
+``scratchgpt.evaluation.compute_classification_metrics``::
+
+    {"train": {...}, "validation": {...}, "test": {...}}
+
+Each split needs ``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``,
+``per_class``, ``confusion_matrix``, ``label_names``, ``num_examples``; extra keys (``loss``)
+are allowed. Top-level entries that are not such dicts (a wall time, say) are ignored. At least
+``validation`` or ``test`` must be present: they become the ``model-index`` results.
+
+``training_args.json`` — the parsed command-line arguments (any JSON-able keys; all are shown
+in the card) plus these, which the card reads by name:
+
+- required: ``dataset`` (Hub dataset id or data file path; the SMS Spam Collection file or
+  ``ucirvine/sms_spam`` get their citation), ``dedupe`` (bool), ``balance`` (e.g. ``"none"``,
+  ``"undersample"``), ``num_train_examples`` (int);
+- optional: ``base_model`` (Hub id such as ``openai-community/gpt2``, or a preset name
+  ``gpt2-small``...; ``null`` for random initialisation), ``init`` (``"pretrained"``/``"random"``),
+  ``trainable``, ``num_epochs``, ``batch_size``, ``learning_rate``, ``weight_decay``,
+  ``warmup_steps``, ``lr_scheduler``, ``gradient_accumulation_steps``, ``max_length``,
+  ``pooling``, ``mixed_precision``, ``lora_rank``, ``lora_alpha``, ``seed`` (shown in the
+  recipe table when present), ``model_name``, ``license`` (default ``apache-2.0``),
+  ``language`` (default ``en``), ``intended_use``.
+
+The card's YAML metadata is checked offline by ``validate_card`` (``ModelCard.validate`` needs
+the network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from scratchgpt.paths import REPO_ROOT
+
+METRICS_FILE = "metrics.json"
+TRAINING_ARGS_FILE = "training_args.json"
+CARD_FILE = "README.md"
+TEMPLATE_PATH = REPO_ROOT / "model_card.md"
+
+REQUIRED_ARGS = ("dataset", "dedupe", "balance", "num_train_examples")
+SPLIT_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "num_examples")
+RESULT_SPLITS = ("validation", "test")
+PRESET_HUB_IDS = {
+    "gpt2-small": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+}
+SMS_DATASET_ID = "ucirvine/sms_spam"
+SMS_NAMES = {"SMSSpamCollection", "sms_spam", SMS_DATASET_ID, "sms+spam+collection.zip"}
+SMS_DESCRIPTION = (
+    "The [SMS Spam Collection](https://archive.ics.uci.edu/dataset/228/sms+spam+collection) "
+    "(UCI data set 228) by Tiago A. Almeida and José María Gómez Hidalgo: 5,574 English SMS "
+    "messages labelled `ham` (4,827) or `spam` (747), released under "
+    "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/). Please cite:"
+)
+SMS_CITATION = """@inproceedings{almeida2011sms,
+  author    = {Almeida, Tiago A. and G{\\'o}mez Hidalgo, Jos{\\'e} Mar{\\'i}a and Yamakami, Akebo},
+  title     = {Contributions to the Study of {SMS} Spam Filtering: New Collection and Results},
+  booktitle = {Proceedings of the 11th ACM Symposium on Document Engineering (DocEng '11)},
+  pages     = {259--262},
+  year      = {2011},
+  doi       = {10.1145/2034691.2034742}
+}"""
+RECIPE_KEYS = {
+    "init": "initialisation",
+    "trainable": "trainable parameters",
+    "pooling": "pooling",
+    "num_epochs": "epochs",
+    "batch_size": "batch size",
+    "gradient_accumulation_steps": "gradient accumulation",
+    "learning_rate": "learning rate (AdamW)",
+    "weight_decay": "weight decay",
+    "lr_scheduler": "schedule",
+    "warmup_steps": "warmup steps",
+    "max_length": "max tokens",
+    "mixed_precision": "mixed precision",
+    "lora_rank": "LoRA rank",
+    "lora_alpha": "LoRA alpha",
+    "seed": "seed",
+}
+METRIC_COLUMNS = (
+    ("accuracy", "accuracy", "Accuracy"),
+    ("precision_macro", "precision", "Precision (macro)"),
+    ("recall_macro", "recall", "Recall (macro)"),
+    ("f1_macro", "f1", "F1 (macro)"),
+)
+DEFAULT_INTENDED_USE = (
+    "Classifying short texts like the training messages into the classes above, e.g. flagging "
+    "likely spam for review; a teaching and research artefact showing a from-scratch GPT-2 "
+    "fine-tuned end to end."
+)
+
+
+class CardError(ValueError):
+    """The inputs of a model card are missing or malformed, or its metadata is invalid."""
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``, with errors that name the file."""
+    if not path.is_file():
+        raise CardError(f"{path} not found: the trainer writes it next to the model")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CardError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def metric_splits(metrics: Mapping, source: Path | str = METRICS_FILE) -> dict[str, dict]:
+    """The per-split metric dicts of ``metrics.json``, checked for the keys the card needs."""
+    splits = {
+        name: value
+        for name, value in metrics.items()
+        if isinstance(value, Mapping) and "accuracy" in value
+    }
+    if RESULT_SPLITS[0] not in splits and RESULT_SPLITS[1] not in splits:
+        raise CardError(
+            f"{source}: needs a 'validation' or 'test' entry with accuracy etc.; "
+            f"found top-level keys {sorted(metrics)}"
+        )
+    for name, value in splits.items():
+        missing = [key for key in SPLIT_KEYS if key not in value]
+        if missing:
+            raise CardError(f"{source}: split {name!r} lacks {missing}")
+    return splits
+
+
+def check_training_args(args: Mapping, source: Path | str = TRAINING_ARGS_FILE) -> None:
+    missing = [key for key in REQUIRED_ARGS if key not in args]
+    if missing:
+        raise CardError(f"{source}: missing {missing} (see scratchgpt.card's docstring)")
+
+
+def base_model_id(args: Mapping) -> str | None:
+    """Hub id of the pre-trained starting point, or None for random initialisation."""
+    if args.get("init") == "random":
+        return None
+    base = args.get("base_model")
+    if not base:
+        return None
+    base = str(base)
+    if base in PRESET_HUB_IDS:
+        return PRESET_HUB_IDS[base]
+    return base if re.fullmatch(r"[\w.-]+/[\w.-]+", base) and not Path(base).exists() else None
+
+
+def dataset_info(args: Mapping) -> tuple[str | None, str, str, str]:
+    """``(hub_id or None, short name, markdown description, bibtex citation or "")``."""
+    dataset = str(args["dataset"])
+    if Path(dataset).name in SMS_NAMES or dataset in SMS_NAMES:
+        return SMS_DATASET_ID, "SMS Spam Collection", SMS_DESCRIPTION, SMS_CITATION
+    is_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", dataset) and not Path(dataset).exists()
+    if is_hub_id:
+        description = f"The Hub dataset [{dataset}](https://huggingface.co/datasets/{dataset})."
+        return dataset, dataset, description, ""
+    return None, Path(dataset).name, f"A local data file, `{Path(dataset).name}`.", ""
+
+
+def eval_results(
+    splits: Mapping[str, Mapping], dataset_type: str, dataset_name: str
+) -> list[EvalResult]:
+    """``model-index`` entries: the summary metrics of the validation and test splits."""
+    results = []
+    for split in RESULT_SPLITS:
+        if split not in splits:
+            continue
+        for key, metric_type, metric_name in METRIC_COLUMNS:
+            results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    task_name="Text Classification",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=round(float(splits[split][key]), 6),
+                    metric_args={"average": "macro"} if key != "accuracy" else None,
+                )
+            )
+    return results
+
+
+def build_card_data(splits: Mapping[str, Mapping], args: Mapping, model_name: str) -> ModelCardData:
+    hub_dataset, dataset_name, _, _ = dataset_info(args)
+    tags = ["text-classification", "gpt2", "scratchgpt", "llms-from-scratch", "custom_code"]
+    if hub_dataset == SMS_DATASET_ID:
+        tags.append("spam-detection")
+    return ModelCardData(
+        model_name=model_name,
+        license=str(args.get("license", "apache-2.0")),
+        language=args.get("language", "en"),
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=tags,
+        datasets=[hub_dataset] if hub_dataset else None,
+        base_model=base_model_id(args),
+        metrics=["accuracy", "precision", "recall", "f1"],
+        eval_results=eval_results(splits, hub_dataset or dataset_name, dataset_name),
+    )
+
+
+def results_table(splits: Mapping[str, Mapping], args: Mapping) -> str:
+    """Markdown: one row per split with the data settings that produced it."""
+    lines = [
+        "| split | examples | accuracy | precision (macro) | recall (macro) | F1 (macro) "
+        "| dedupe | balance |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for split, m in splits.items():
+        lines.append(
+            f"| {split} | {m['num_examples']} | {m['accuracy']:.4f} | {m['precision_macro']:.4f} "
+            f"| {m['recall_macro']:.4f} | {m['f1_macro']:.4f} | {args['dedupe']} "
+            f"| {args['balance']} |"
+        )
+    return "\n".join(lines)
+
+
+def per_class_table(metrics: Mapping) -> str:
+    lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name in metrics.get("label_names", metrics.get("per_class", {})):
+        row = metrics["per_class"][name]
+        lines.append(
+            f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} "
+            f"| {row['support']} |"
+        )
+    return "\n".join(lines)
+
+
+def recipe_table(args: Mapping) -> str:
+    rows = [(label, args[key]) for key, label in RECIPE_KEYS.items() if args.get(key) is not None]
+    if not rows:
+        return "The settings are listed below."
+    lines = ["| setting | value |", "|---|---|"]
+    lines += [f"| {label} | `{value}` |" for label, value in rows]
+    return "\n".join(lines)
+
+
+def find_plots(output_dir: Path) -> list[tuple[str, str]]:
+    """``(title, relative path)`` of the PNG plots in ``output_dir`` and ``output_dir/plots``."""
+    files = sorted(output_dir.glob("*.png")) + sorted(output_dir.glob("plots/*.png"))
+    return [
+        (
+            p.stem.replace("_", " ").replace("-", " ").capitalize(),
+            p.relative_to(output_dir).as_posix(),
+        )
+        for p in files
+    ]
+
+
+def template_values(output_dir: Path, splits: Mapping, args: Mapping, repo_id: str) -> dict:
+    config = read_json(output_dir / "config.json") if (output_dir / "config.json").is_file() else {}
+    first = next(iter(splits.values()))
+    _, _, description, citation = dataset_info(args)
+    base = base_model_id(args)
+    sizes = ", ".join(f"{split} {m['num_examples']}" for split, m in splits.items())
+    detail_split = "test" if "test" in splits else "validation"
+    return {
+        "model_name": str(args.get("model_name") or output_dir.resolve().name),
+        "repo_id": repo_id,
+        "label_names": list(first.get("label_names", [])),
+        "base_model_sentence": (
+            f"Fine-tuned from [{base}](https://huggingface.co/{base})."
+            if base
+            else "Trained from random initialisation (no pre-trained weights)."
+        ),
+        "intended_use": args.get("intended_use", DEFAULT_INTENDED_USE),
+        "dataset_description": description,
+        "dataset_citation": citation,
+        "dedupe": args["dedupe"],
+        "balance": args["balance"],
+        "split_sizes": f"Examples per split: {sizes}.",
+        "recipe_table": recipe_table(args),
+        "training_args_json": json.dumps(args, indent=2, sort_keys=True, default=str),
+        "results_table": results_table(splits, args),
+        "per_class_tables": [(detail_split, per_class_table(splits[detail_split]))],
+        "plots": find_plots(output_dir),
+        "num_train_examples": args["num_train_examples"],
+        "context_length": config.get("context_length", "the model's"),
+    }
+
+
+def render_model_card(
+    output_dir: str | Path, repo_id: str | None = None, template_path: str | Path | None = None
+) -> ModelCard:
+    """The card for ``output_dir`` (not written), validated offline."""
+    output_dir = Path(output_dir)
+    metrics_path, args_path = output_dir / METRICS_FILE, output_dir / TRAINING_ARGS_FILE
+    splits = metric_splits(read_json(metrics_path), metrics_path)
+    args = read_json(args_path)
+    check_training_args(args, args_path)
+    model_name = str(args.get("model_name") or output_dir.resolve().name)
+    repo_id = repo_id or f"YOUR_USER/{model_name}"
+    template = Path(template_path) if template_path else TEMPLATE_PATH
+    if not template.is_file():
+        raise CardError(f"model card template {template} not found")
+    card = ModelCard.from_template(
+        build_card_data(splits, args, model_name),
+        template_str=template.read_text(encoding="utf-8"),
+        **template_values(output_dir, splits, args, repo_id),
+    )
+    validate_card(card)
+    return card
+
+
+def write_model_card(
+    output_dir: str | Path, repo_id: str | None = None, template_path: str | Path | None = None
+) -> Path:
+    """Render and write ``output_dir/README.md`` atomically; returns its path.
+
+    ``repo_id`` (default ``YOUR_USER/<model_name>``) appears in the loading examples.
+    """
+    card = render_model_card(output_dir, repo_id, template_path)
+    path = Path(output_dir) / CARD_FILE
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README-", suffix=".md")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(str(card))
+    os.replace(tmp, path)
+    return path
+
+
+LICENSE_PATTERN = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+LANGUAGE_PATTERN = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]+)*")
+REPO_ID_PATTERN = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def card_problems(card: ModelCard | str) -> list[str]:
+    """What is wrong with a card's metadata, checked offline; empty when it is valid."""
+    try:
+        data = ModelCard(str(card), ignore_metadata_errors=False).data
+    except Exception as err:  # noqa: BLE001 - any parse failure is a problem to report
+        return [f"metadata does not parse: {type(err).__name__}: {err}"]
+    problems = []
+    expected = {"pipeline_tag": "text-classification", "library_name": "transformers"}
+    for key, value in expected.items():
+        if getattr(data, key) != value:
+            problems.append(f"{key} is {getattr(data, key)!r}, expected {value!r}")
+    if not data.license or not LICENSE_PATTERN.fullmatch(str(data.license)):
+        problems.append(f"license {data.license!r} is not a Hub license id like 'apache-2.0'")
+    languages = [data.language] if isinstance(data.language, str) else data.language or []
+    if not languages or not all(LANGUAGE_PATTERN.fullmatch(str(x)) for x in languages):
+        problems.append(f"language {data.language!r} is not a list of ISO 639 codes")
+    if not data.tags:
+        problems.append("tags are missing")
+    for key in ("datasets", "base_model"):
+        values = getattr(data, key)
+        values = [values] if isinstance(values, str) else values or []
+        problems += [
+            f"{key} entry {v!r} is not a Hub id"
+            for v in values
+            if not REPO_ID_PATTERN.fullmatch(str(v))
+        ]
+    problems += _eval_result_problems(data.eval_results)
+    return problems
+
+
+def _eval_result_problems(results: list[EvalResult] | None) -> list[str]:
+    if not results:
+        return ["model-index has no results (metrics.json validation/test numbers)"]
+    return [
+        f"model-index {r.dataset_split} {r.metric_type} = {r.metric_value!r}: not in [0, 1]"
+        for r in results
+        if not isinstance(r.metric_value, (int, float)) or not 0 <= r.metric_value <= 1
+    ]
+
+
+def validate_card(card: ModelCard | str) -> None:
+    """Raise ``CardError`` listing every metadata problem (offline check)."""
+    problems = card_problems(card)
+    if problems:
+        raise CardError("invalid model card metadata:\n  - " + "\n  - ".join(problems))
