@@ -14,19 +14,23 @@ Each split needs ``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro
 are allowed. Top-level entries that are not such dicts (a wall time, say) are ignored. At least
 ``validation`` or ``test`` must be present: they become the ``model-index`` results.
 
-``training_args.json`` — the parsed command-line arguments (any JSON-able keys; all are shown
-in the card) plus these, which the card reads by name:
+``training_args.json`` — the parsed command-line arguments of ``finetune.py`` (any JSON-able
+keys; all are shown in the card) plus run facts. The card reads these by name, each with
+fallbacks so the plain ``vars(args)`` of the trainer works:
 
-- required: ``dataset`` (Hub dataset id or data file path; the SMS Spam Collection file or
-  ``ucirvine/sms_spam`` get their citation), ``dedupe`` (bool), ``balance`` (e.g. ``"none"``,
-  ``"undersample"``), ``num_train_examples`` (int);
-- optional: ``base_model`` (Hub id such as ``openai-community/gpt2``, or a preset name
-  ``gpt2-small``...; ``null`` for random initialisation), ``init`` (``"pretrained"``/``"random"``),
-  ``trainable``, ``num_epochs``, ``batch_size``, ``learning_rate``, ``weight_decay``,
-  ``warmup_steps``, ``lr_scheduler``, ``gradient_accumulation_steps``, ``max_length``,
-  ``pooling``, ``mixed_precision``, ``lora_rank``, ``lora_alpha``, ``seed`` (shown in the
-  recipe table when present), ``model_name``, ``license`` (default ``apache-2.0``),
-  ``language`` (default ``en``), ``intended_use``.
+- dataset: ``dataset`` (Hub id) or ``data_file`` (path) or ``data_summary.source``; the SMS
+  Spam Collection file (``SMSSpamCollection``) or ``ucirvine/sms_spam`` get their citation;
+- ``dedupe`` (bool), else ``not keep_duplicates``; ``balance`` (``"none"``/``"undersample"``);
+- ``num_train_examples`` (int), else ``metrics.json``'s ``train.num_examples``;
+- ``base_model`` (Hub id such as ``openai-community/gpt2`` or a preset ``gpt2-small``...), else
+  ``model``; with ``init == "random"`` the card says "random initialisation" and has no
+  ``base_model`` metadata;
+- recipe table, when present: ``init``, ``trainable``, ``pooling``, ``epochs``, ``batch_size``,
+  ``gradient_accumulation_steps``, ``lr``, ``weight_decay``, ``lr_schedule``, ``warmup_steps``,
+  ``max_length``, ``mixed_precision``, ``lora_r``, ``lora_alpha``, ``seed`` (or the long names
+  ``num_epochs``, ``learning_rate``, ``lr_scheduler``, ``lora_rank``);
+- optional: ``model_name`` (default: the folder name), ``license`` (default ``apache-2.0``),
+  ``language`` (default ``en``), ``intended_use``, ``context_length``.
 
 The card's YAML metadata is checked offline by ``validate_card`` (``ModelCard.validate`` needs
 the network).
@@ -50,7 +54,6 @@ TRAINING_ARGS_FILE = "training_args.json"
 CARD_FILE = "README.md"
 TEMPLATE_PATH = REPO_ROOT / "model_card.md"
 
-REQUIRED_ARGS = ("dataset", "dedupe", "balance", "num_train_examples")
 SPLIT_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "num_examples")
 RESULT_SPLITS = ("validation", "test")
 PRESET_HUB_IDS = {
@@ -75,22 +78,23 @@ SMS_CITATION = """@inproceedings{almeida2011sms,
   year      = {2011},
   doi       = {10.1145/2034691.2034742}
 }"""
+# Label -> the keys that may hold it (the trainer's flag names first).
 RECIPE_KEYS = {
-    "init": "initialisation",
-    "trainable": "trainable parameters",
-    "pooling": "pooling",
-    "num_epochs": "epochs",
-    "batch_size": "batch size",
-    "gradient_accumulation_steps": "gradient accumulation",
-    "learning_rate": "learning rate (AdamW)",
-    "weight_decay": "weight decay",
-    "lr_scheduler": "schedule",
-    "warmup_steps": "warmup steps",
-    "max_length": "max tokens",
-    "mixed_precision": "mixed precision",
-    "lora_rank": "LoRA rank",
-    "lora_alpha": "LoRA alpha",
-    "seed": "seed",
+    "initialisation": ("init",),
+    "trainable parameters": ("trainable",),
+    "pooling": ("pooling",),
+    "epochs": ("epochs", "num_epochs"),
+    "batch size": ("batch_size",),
+    "gradient accumulation": ("gradient_accumulation_steps",),
+    "learning rate (AdamW)": ("lr", "learning_rate"),
+    "weight decay": ("weight_decay",),
+    "schedule": ("lr_schedule", "lr_scheduler"),
+    "warmup steps": ("warmup_steps",),
+    "max tokens": ("max_length",),
+    "mixed precision": ("mixed_precision",),
+    "LoRA rank": ("lora_r", "lora_rank"),
+    "LoRA alpha": ("lora_alpha",),
+    "seed": ("seed",),
 }
 METRIC_COLUMNS = (
     ("accuracy", "accuracy", "Accuracy"),
@@ -141,17 +145,35 @@ def metric_splits(metrics: Mapping, source: Path | str = METRICS_FILE) -> dict[s
     return splits
 
 
-def check_training_args(args: Mapping, source: Path | str = TRAINING_ARGS_FILE) -> None:
-    missing = [key for key in REQUIRED_ARGS if key not in args]
-    if missing:
-        raise CardError(f"{source}: missing {missing} (see scratchgpt.card's docstring)")
+def first_present(args: Mapping, *keys: str):
+    """The value of the first key that is present and not None."""
+    return next((args[key] for key in keys if args.get(key) is not None), None)
 
 
-def base_model_id(args: Mapping) -> str | None:
+def card_settings(args: Mapping, splits: Mapping[str, Mapping]) -> dict:
+    """The dataset/dedupe/balance/size/base-model facts, from whichever keys the run wrote."""
+    summary = args.get("data_summary") or {}
+    dedupe = args.get("dedupe")
+    if dedupe is None and args.get("keep_duplicates") is not None:
+        dedupe = not args["keep_duplicates"]
+    train_size = first_present(args, "num_train_examples")
+    if train_size is None and "train" in splits:
+        train_size = splits["train"]["num_examples"]
+    return {
+        "dataset": str(first_present(args, "dataset", "data_file") or summary.get("source") or ""),
+        "dedupe": "unknown" if dedupe is None else bool(dedupe),
+        "balance": args.get("balance", "unknown"),
+        "num_train_examples": "an unknown number of" if train_size is None else train_size,
+        "base_model": first_present(args, "base_model", "model"),
+        "init": args.get("init"),
+    }
+
+
+def base_model_id(settings: Mapping) -> str | None:
     """Hub id of the pre-trained starting point, or None for random initialisation."""
-    if args.get("init") == "random":
+    if settings.get("init") == "random":
         return None
-    base = args.get("base_model")
+    base = settings.get("base_model")
     if not base:
         return None
     base = str(base)
@@ -160,9 +182,13 @@ def base_model_id(args: Mapping) -> str | None:
     return base if re.fullmatch(r"[\w.-]+/[\w.-]+", base) and not Path(base).exists() else None
 
 
-def dataset_info(args: Mapping) -> tuple[str | None, str, str, str]:
+def dataset_info(settings: Mapping) -> tuple[str | None, str, str, str]:
     """``(hub_id or None, short name, markdown description, bibtex citation or "")``."""
-    dataset = str(args["dataset"])
+    dataset = str(settings["dataset"])
+    if not dataset:
+        return None, "training data", "Not recorded in training_args.json.", ""
+    # Hub sources are recorded as "owner/name[split]" by the data module.
+    dataset = re.sub(r"\[[^\]]*\]$", "", dataset)
     if Path(dataset).name in SMS_NAMES or dataset in SMS_NAMES:
         return SMS_DATASET_ID, "SMS Spam Collection", SMS_DESCRIPTION, SMS_CITATION
     is_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", dataset) and not Path(dataset).exists()
@@ -197,8 +223,10 @@ def eval_results(
     return results
 
 
-def build_card_data(splits: Mapping[str, Mapping], args: Mapping, model_name: str) -> ModelCardData:
-    hub_dataset, dataset_name, _, _ = dataset_info(args)
+def build_card_data(
+    splits: Mapping[str, Mapping], args: Mapping, settings: Mapping, model_name: str
+) -> ModelCardData:
+    hub_dataset, dataset_name, _, _ = dataset_info(settings)
     tags = ["text-classification", "gpt2", "scratchgpt", "llms-from-scratch", "custom_code"]
     if hub_dataset == SMS_DATASET_ID:
         tags.append("spam-detection")
@@ -210,13 +238,13 @@ def build_card_data(splits: Mapping[str, Mapping], args: Mapping, model_name: st
         pipeline_tag="text-classification",
         tags=tags,
         datasets=[hub_dataset] if hub_dataset else None,
-        base_model=base_model_id(args),
+        base_model=base_model_id(settings),
         metrics=["accuracy", "precision", "recall", "f1"],
         eval_results=eval_results(splits, hub_dataset or dataset_name, dataset_name),
     )
 
 
-def results_table(splits: Mapping[str, Mapping], args: Mapping) -> str:
+def results_table(splits: Mapping[str, Mapping], settings: Mapping) -> str:
     """Markdown: one row per split with the data settings that produced it."""
     lines = [
         "| split | examples | accuracy | precision (macro) | recall (macro) | F1 (macro) "
@@ -226,8 +254,8 @@ def results_table(splits: Mapping[str, Mapping], args: Mapping) -> str:
     for split, m in splits.items():
         lines.append(
             f"| {split} | {m['num_examples']} | {m['accuracy']:.4f} | {m['precision_macro']:.4f} "
-            f"| {m['recall_macro']:.4f} | {m['f1_macro']:.4f} | {args['dedupe']} "
-            f"| {args['balance']} |"
+            f"| {m['recall_macro']:.4f} | {m['f1_macro']:.4f} | {settings['dedupe']} "
+            f"| {settings['balance']} |"
         )
     return "\n".join(lines)
 
@@ -244,7 +272,10 @@ def per_class_table(metrics: Mapping) -> str:
 
 
 def recipe_table(args: Mapping) -> str:
-    rows = [(label, args[key]) for key, label in RECIPE_KEYS.items() if args.get(key) is not None]
+    rows = [(label, first_present(args, *keys)) for label, keys in RECIPE_KEYS.items()]
+    # The LoRA flags have defaults even when LoRA is off: show them only for LoRA runs.
+    lora = args.get("trainable") == "lora"
+    rows = [(k, v) for k, v in rows if v is not None and (lora or not k.startswith("LoRA"))]
     if not rows:
         return "The settings are listed below."
     lines = ["| setting | value |", "|---|---|"]
@@ -264,11 +295,14 @@ def find_plots(output_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
-def template_values(output_dir: Path, splits: Mapping, args: Mapping, repo_id: str) -> dict:
+def template_values(
+    output_dir: Path, splits: Mapping, args: Mapping, settings: Mapping, repo_id: str
+) -> dict:
     config = read_json(output_dir / "config.json") if (output_dir / "config.json").is_file() else {}
+    context = first_present(config, "context_length") or first_present(args, "context_length")
     first = next(iter(splits.values()))
-    _, _, description, citation = dataset_info(args)
-    base = base_model_id(args)
+    _, _, description, citation = dataset_info(settings)
+    base = base_model_id(settings)
     sizes = ", ".join(f"{split} {m['num_examples']}" for split, m in splits.items())
     detail_split = "test" if "test" in splits else "validation"
     return {
@@ -283,16 +317,21 @@ def template_values(output_dir: Path, splits: Mapping, args: Mapping, repo_id: s
         "intended_use": args.get("intended_use", DEFAULT_INTENDED_USE),
         "dataset_description": description,
         "dataset_citation": citation,
-        "dedupe": args["dedupe"],
-        "balance": args["balance"],
+        "dedupe": settings["dedupe"],
+        "balance": settings["balance"],
         "split_sizes": f"Examples per split: {sizes}.",
         "recipe_table": recipe_table(args),
         "training_args_json": json.dumps(args, indent=2, sort_keys=True, default=str),
-        "results_table": results_table(splits, args),
+        "results_table": results_table(splits, settings),
         "per_class_tables": [(detail_split, per_class_table(splits[detail_split]))],
         "plots": find_plots(output_dir),
-        "num_train_examples": args["num_train_examples"],
-        "context_length": config.get("context_length", "the model's"),
+        "num_train_examples": settings["num_train_examples"],
+        "context_sentence": (
+            f"Texts longer than the context of {context} tokens are truncated to their first "
+            f"{context} tokens."
+            if context
+            else "Texts longer than the model's context are truncated."
+        ),
     }
 
 
@@ -304,16 +343,16 @@ def render_model_card(
     metrics_path, args_path = output_dir / METRICS_FILE, output_dir / TRAINING_ARGS_FILE
     splits = metric_splits(read_json(metrics_path), metrics_path)
     args = read_json(args_path)
-    check_training_args(args, args_path)
+    settings = card_settings(args, splits)
     model_name = str(args.get("model_name") or output_dir.resolve().name)
     repo_id = repo_id or f"YOUR_USER/{model_name}"
     template = Path(template_path) if template_path else TEMPLATE_PATH
     if not template.is_file():
         raise CardError(f"model card template {template} not found")
     card = ModelCard.from_template(
-        build_card_data(splits, args, model_name),
+        build_card_data(splits, args, settings, model_name),
         template_str=template.read_text(encoding="utf-8"),
-        **template_values(output_dir, splits, args, repo_id),
+        **template_values(output_dir, splits, args, settings, repo_id),
     )
     validate_card(card)
     return card
