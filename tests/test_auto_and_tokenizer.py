@@ -112,3 +112,14 @@ def test_saved_tokenizer_loads_offline_and_pads_with_endoftext(tiny_classifier_d
         load_tiktoken(tiny_classifier_dir).encode("Every effort moves you")
         == tok("Every effort moves you")["input_ids"]
     )
+
+
+def test_scale_out_hooks_device_map_and_sdpa(tiny_classifier_dir):
+    """What accelerate/FSDP read: no-split block class, device_map loading, SDPA support."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_classifier_dir, device_map="auto", attn_implementation="sdpa"
+    )
+    assert set(model._no_split_modules) == {"ScratchGPTBlock"}
+    assert model.supports_gradient_checkpointing
+    assert model.config._attn_implementation == "sdpa"
+    assert next(model.parameters()).device.type == "cpu"
