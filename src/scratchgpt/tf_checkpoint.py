@@ -22,6 +22,7 @@ offset/size; they are memory-mapped, so reading a 6 GB checkpoint does not load 
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -352,6 +353,20 @@ class TFCheckpoint:
                 "the data file is corrupt or does not belong to this index"
             )
         return raw.view(dtype).reshape(entry.shape)
+
+    def release(self, name: str) -> None:
+        """Drop variable ``name``'s pages from this process's memory after it was copied.
+
+        Mapped file pages count in the resident set until unmapped; releasing each tensor once
+        copied keeps converting a 6 GB checkpoint near 1x its size instead of 2x. The data
+        stays in the OS page cache, so reading it again is still cheap.
+        """
+        entry = self._entry(name)
+        mapped = self._maps.get(entry.shard_id)
+        if mapped is None or not hasattr(mmap, "MADV_DONTNEED") or entry.size == 0:
+            return
+        start = entry.offset - entry.offset % mmap.PAGESIZE  # madvise wants page alignment
+        mapped._mmap.madvise(mmap.MADV_DONTNEED, start, entry.offset + entry.size - start)
 
 
 # --- writer (tests and benchmarks) ----------------------------------------------------------

@@ -1,0 +1,11 @@
+"""Convert GPT-2 weights (OpenAI checkpoint, transformers folder, book .pth) into a model folder.
+
+Example: python scripts/convert_openai_checkpoint.py --model-size 124M --download \
+    --output-dir models/gpt2-small
+Run with --help for every option; the logic lives in scratchgpt.convert.
+"""
+
+from scratchgpt.convert import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

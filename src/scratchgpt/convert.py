@@ -1,0 +1,811 @@
+"""Convert pretrained GPT-2 weights into scratchgpt model folders.
+
+Three sources, detected from the input path (or named with ``--from``):
+
+- ``openai``: OpenAI's TensorFlow checkpoint folder (``hparams.json``, ``model.ckpt.*``), read
+  without TensorFlow by :mod:`scratchgpt.tf_checkpoint`;
+- ``hf``: a transformers GPT-2 folder (``config.json`` + ``model.safetensors`` [sharded] or
+  ``pytorch_model.bin``), Conv1D weights stored ``[in, out]``, keys with or without
+  ``transformer.``;
+- ``book``: a ``torch.save(model.state_dict())`` file of the book's ``GPTModel``; one whose
+  ``out_head`` has a few outputs and a bias is a fine-tuned classifier.
+
+Every tensor is checked against the shape the architecture implies before anything is
+written; the folder itself is written by :func:`scratchgpt.folder.save_model_folder` into a
+temporary sibling and renamed when complete. Inputs are memory-mapped and each tensor is copied
+once into the model, so peak memory stays near one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scratchgpt.download import OPENAI_GPT2_SIZES, DownloadError, download_openai_gpt2
+from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, is_model_folder, save_model_folder
+from scratchgpt.paths import gpt2_bpe_dir
+from scratchgpt.tf_checkpoint import CheckpointError, TFCheckpoint, resolve_prefix
+from scratchgpt.tokenizer import ENDOFTEXT, find_bpe_files, load_tiktoken
+from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import (
+    ScratchGPTForCausalLM,
+    ScratchGPTForSequenceClassification,
+)
+
+SourceFormat = Literal["openai", "hf", "book"]
+SOURCE_FORMATS: tuple[str, ...] = ("openai", "hf", "book")
+SIZE_TO_PRESET = dict(zip(OPENAI_GPT2_SIZES, PRESETS, strict=True))
+# The book's state_dict does not record the head count; OpenAI's sizes fix it per width.
+HEADS_BY_WIDTH = {preset["emb_dim"]: preset["n_heads"] for preset in PRESETS.values()}
+CACHE_ENV = "SCRATCHGPT_CACHE"
+SANITY_PROMPT = "Every effort moves you"
+# transformers GPT-2 buffers that are not weights (old checkpoints store the causal mask).
+HF_IGNORED = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$")
+BOOK_IGNORED = re.compile(r"^trf_blocks\.\d+\.att\.mask$")
+
+
+class ConversionError(ValueError):
+    """The input cannot be converted; the message names the file, variable and values."""
+
+
+@dataclass
+class SourceWeights:
+    """Everything read from a source, already in scratchgpt's layout."""
+
+    arch: dict[str, int | bool | float]
+    backbone: dict[str, torch.Tensor]  # ScratchGPTModel keys (no "gpt." prefix)
+    tokenizer_dir: Path | None
+    out_head: torch.Tensor | None = None  # an LM head differing from the token embedding
+    classifier: tuple[torch.Tensor, torch.Tensor] | None = None  # fine-tuned (weight, bias)
+    id2label: dict[int, str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- format detection -----------------------------------------------------------------------
+
+
+def detect_format(path: str | os.PathLike[str]) -> SourceFormat:
+    """Tell which kind of GPT-2 weights ``path`` holds, from the files present."""
+    path = Path(path)
+    if not path.exists():
+        raise ConversionError(f"input {path} does not exist")
+    if path.is_file():
+        if path.suffix in (".pth", ".pt"):
+            return "book"
+        if path.name.endswith(".index"):
+            return "openai"
+    elif (path / "hparams.json").is_file() or (path / "checkpoint").is_file():
+        return "openai"
+    elif (path / "config.json").is_file():
+        return "hf"
+    raise ConversionError(
+        f"cannot tell what {path} holds: expected an OpenAI checkpoint folder (hparams.json + "
+        "model.ckpt.index), a transformers GPT-2 folder (config.json + model.safetensors or "
+        "pytorch_model.bin) or a book state_dict file (.pth/.pt); name it with --from"
+    )
+
+
+# --- tensor sources with shape checks -------------------------------------------------------
+
+
+class _Source:
+    """Named tensors of one input; ``get`` checks shapes and records what was used."""
+
+    def __init__(self, origin: str, hint: str) -> None:
+        self.origin = origin  # the file(s) named in errors
+        self.hint = hint  # what the expected shapes were derived from
+        self.used: set[str] = set()
+
+    def names(self) -> set[str]:
+        raise NotImplementedError
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def load(self, name: str, transpose: bool) -> torch.Tensor:
+        """An owned, contiguous copy; ``transpose`` turns Conv1D [(1,) in, out] into [out, in]."""
+        raise NotImplementedError
+
+    def get(self, name: str, shape: tuple[int, ...], transpose: bool = False) -> torch.Tensor:
+        if name not in self.names():
+            raise ConversionError(f"{self.origin}: variable {name!r} is missing")
+        actual = tuple(self.shape(name))
+        if actual != tuple(shape):
+            raise ConversionError(
+                f"{self.origin}: variable {name!r} has shape {actual}, but {self.hint} "
+                f"implies {tuple(shape)}"
+            )
+        self.used.add(name)
+        return self.load(name, transpose)
+
+    def check_all_used(self, ignored: re.Pattern[str] | None = None) -> None:
+        """Unread variables mean a different architecture: refuse rather than drop them."""
+        extra = sorted(n for n in self.names() - self.used if not (ignored and ignored.search(n)))
+        if extra:
+            raise ConversionError(
+                f"{self.origin}: {len(extra)} unexpected variable(s) for {self.hint}, e.g. "
+                f"{extra[:5]}; is this a GPT-2 checkpoint?"
+            )
+
+
+def _owned(array: np.ndarray, transpose: bool) -> torch.Tensor:
+    if transpose:
+        array = array.reshape(array.shape[-2:]).T
+    return torch.from_numpy(np.array(array, order="C", copy=True))
+
+
+class _TFSource(_Source):
+    def __init__(self, ckpt: TFCheckpoint, hint: str) -> None:
+        super().__init__(f"{ckpt.prefix}.index", hint)
+        self.ckpt = ckpt
+
+    def names(self) -> set[str]:
+        return set(self.ckpt.entries)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.ckpt.shape(name)
+
+    def load(self, name: str, transpose: bool) -> torch.Tensor:
+        tensor = _owned(self.ckpt.read(name), transpose)
+        self.ckpt.release(name)
+        return tensor
+
+
+class _TorchSource(_Source):
+    """A mapping of torch tensors (a state_dict, or lazily opened safetensors files)."""
+
+    def __init__(
+        self,
+        origin: str,
+        hint: str,
+        shapes: dict[str, tuple[int, ...]],
+        loader: Callable[[str], torch.Tensor],
+    ) -> None:
+        super().__init__(origin, hint)
+        self._shapes = shapes
+        self._loader = loader
+
+    def names(self) -> set[str]:
+        return set(self._shapes)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+    def load(self, name: str, transpose: bool) -> torch.Tensor:
+        tensor = self._loader(name)
+        if transpose:
+            tensor = tensor.reshape(tensor.shape[-2:]).T
+        return tensor.to(torch.float32).contiguous().clone()
+
+
+# --- layer layouts --------------------------------------------------------------------------
+
+
+def _block_plan(prefix: str, e: int) -> list[tuple[str, str, tuple[int, ...], bool]]:
+    """(our key, their suffix, their shape, Conv1D?) for OpenAI/transformers blocks.
+
+    ``prefix`` "openai" gives TF names (``ln_1/g``), "hf" transformers names (``ln_1.weight``).
+    """
+    conv = (1,) if prefix == "openai" else ()
+    rows = [
+        ("norm1.weight", "ln_1/g", (e,), False),
+        ("norm1.bias", "ln_1/b", (e,), False),
+        ("att.qkv.weight", "attn/c_attn/w", (*conv, e, 3 * e), True),
+        ("att.qkv.bias", "attn/c_attn/b", (3 * e,), False),
+        ("att.out_proj.weight", "attn/c_proj/w", (*conv, e, e), True),
+        ("att.out_proj.bias", "attn/c_proj/b", (e,), False),
+        ("norm2.weight", "ln_2/g", (e,), False),
+        ("norm2.bias", "ln_2/b", (e,), False),
+        ("ff.fc.weight", "mlp/c_fc/w", (*conv, e, 4 * e), True),
+        ("ff.fc.bias", "mlp/c_fc/b", (4 * e,), False),
+        ("ff.proj.weight", "mlp/c_proj/w", (*conv, 4 * e, e), True),
+        ("ff.proj.bias", "mlp/c_proj/b", (e,), False),
+    ]
+    if prefix == "openai":
+        return rows
+    hf_suffix = {"g": "weight", "b": "bias", "w": "weight"}
+    return [
+        (ours, ".".join(theirs.split("/")[:-1] + [hf_suffix[theirs[-1]]]), shape, conv_)
+        for ours, theirs, shape, conv_ in rows
+    ]
+
+
+def _read_gpt2_layout(
+    src: _Source, arch: dict, fmt: str, progress: bool
+) -> dict[str, torch.Tensor]:
+    """Backbone from OpenAI (``model/h0/ln_1/g``) or transformers (``h.0.ln_1.weight``) names."""
+    e, v, c = arch["emb_dim"], arch["vocab_size"], arch["context_length"]
+    ln_f = "model/ln_f/" if fmt == "openai" else "ln_f."
+    wte, wpe = ("model/wte", "model/wpe") if fmt == "openai" else ("wte.weight", "wpe.weight")
+    state = {"tok_emb.weight": src.get(wte, (v, e)), "pos_emb.weight": src.get(wpe, (c, e))}
+    plan = _block_plan(fmt, e)
+    for i in tqdm(range(arch["n_layers"]), desc="converting blocks", disable=not progress):
+        block = f"model/h{i}/" if fmt == "openai" else f"h.{i}."
+        for ours, theirs, shape, conv in plan:
+            state[f"blocks.{i}.{ours}"] = src.get(block + theirs, shape, transpose=conv)
+    g, b = ("g", "b") if fmt == "openai" else ("weight", "bias")
+    state["final_norm.weight"] = src.get(f"{ln_f}{g}", (e,))
+    state["final_norm.bias"] = src.get(f"{ln_f}{b}", (e,))
+    return state
+
+
+# --- readers per format ---------------------------------------------------------------------
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ConversionError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConversionError(f"{path} is not valid JSON: {err}") from err
+
+
+def _require(mapping: dict, key: str, path: Path) -> int:
+    value = mapping.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConversionError(f"{path}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def read_openai(folder: Path, progress: bool = True) -> SourceWeights:
+    """OpenAI's TF checkpoint folder -> weights (shapes checked against ``hparams.json``)."""
+    folder = folder if folder.is_dir() else folder.parent
+    hparams_path = folder / "hparams.json"
+    hp = _read_json(hparams_path, "OpenAI hyper-parameter file")
+    arch = {
+        "vocab_size": _require(hp, "n_vocab", hparams_path),
+        "context_length": _require(hp, "n_ctx", hparams_path),
+        "emb_dim": _require(hp, "n_embd", hparams_path),
+        "n_heads": _require(hp, "n_head", hparams_path),
+        "n_layers": _require(hp, "n_layer", hparams_path),
+        "qkv_bias": True,
+    }
+    hint = f"{hparams_path} ({', '.join(f'{k}={v}' for k, v in hp.items())})"
+    with TFCheckpoint(resolve_prefix(folder)) as ckpt:
+        src = _TFSource(ckpt, hint)
+        backbone = _read_gpt2_layout(src, arch, "openai", progress)
+        src.check_all_used()
+    return SourceWeights(arch, backbone, _tokenizer_in(folder))
+
+
+def _hf_tensors(
+    folder: Path,
+) -> tuple[str, dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]:
+    """(origin, shapes, loader) over the folder's safetensors shards or pytorch_model.bin."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(_read_json(index, "safetensors index")["weight_map"].values()))
+    elif (folder / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    elif (folder / "pytorch_model.bin").is_file():
+        state = _torch_load(folder / "pytorch_model.bin")
+        return str(folder / "pytorch_model.bin"), _shapes(state), state.__getitem__
+    else:
+        raise ConversionError(
+            f"{folder} has no weights: expected model.safetensors, model.safetensors.index.json "
+            "or pytorch_model.bin"
+        )
+    handles, owner = {}, {}
+    for name in files:
+        if not (folder / name).is_file():
+            raise ConversionError(f"safetensors shard {folder / name} does not exist")
+        handles[name] = safe_open(folder / name, framework="pt")
+        owner.update({key: name for key in handles[name].keys()})  # noqa: SIM118 (not a dict)
+    shapes = {key: tuple(handles[f].get_slice(key).get_shape()) for key, f in owner.items()}
+    return str(folder / files[0]), shapes, lambda key: handles[owner[key]].get_tensor(key)
+
+
+def _shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def _strip_prefix(shapes: dict, loader: Callable, prefix: str) -> tuple[dict, Callable]:
+    if not any(key.startswith(prefix) for key in shapes):
+        return shapes, loader
+    stripped = {key.removeprefix(prefix): shape for key, shape in shapes.items()}
+    originals = {key.removeprefix(prefix): key for key in shapes}
+    return stripped, lambda key: loader(originals[key])
+
+
+def read_hf(folder: Path, progress: bool = True) -> SourceWeights:
+    """A transformers GPT-2 folder -> weights (shapes checked against its ``config.json``)."""
+    config_path = folder / "config.json"
+    cfg = _read_json(config_path, "transformers config")
+    if cfg.get("model_type") != "gpt2":
+        raise ConversionError(
+            f"{config_path}: model_type is {cfg.get('model_type')!r}; only 'gpt2' folders convert"
+        )
+    activation = cfg.get("activation_function", "gelu_new")
+    if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ConversionError(
+            f"{config_path}: activation_function {activation!r} differs from GPT-2's tanh GELU"
+        )
+    arch = {
+        "vocab_size": _require(cfg, "vocab_size", config_path),
+        "context_length": _require(cfg, "n_positions", config_path),
+        "emb_dim": _require(cfg, "n_embd", config_path),
+        "n_heads": _require(cfg, "n_head", config_path),
+        "n_layers": _require(cfg, "n_layer", config_path),
+        "qkv_bias": True,
+        "layer_norm_eps": float(cfg.get("layer_norm_epsilon", 1e-5)),
+    }
+    origin, shapes, loader = _hf_tensors(folder)
+    shapes, loader = _strip_prefix(shapes, loader, "transformer.")
+    keys = ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size")
+    src = _TorchSource(
+        origin, f"{config_path} ({', '.join(f'{k}={cfg[k]}' for k in keys)})", shapes, loader
+    )
+    backbone = _read_gpt2_layout(src, arch, "hf", progress)
+    weights = SourceWeights(arch, backbone, _tokenizer_in(folder))
+    if "lm_head.weight" in shapes:  # tied to wte in GPT-2; stored by some exports
+        src.get("lm_head.weight", (arch["vocab_size"], arch["emb_dim"]))
+    if "score.weight" in shapes:  # GPT2ForSequenceClassification: a bias-free head
+        num_labels = shapes["score.weight"][0]
+        score = src.get("score.weight", (num_labels, arch["emb_dim"]))
+        weights.classifier = (score, torch.zeros(num_labels))
+        weights.id2label = {int(k): v for k, v in cfg.get("id2label", {}).items()} or None
+    src.check_all_used(HF_IGNORED)
+    return weights
+
+
+def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    """``torch.load`` restricted to tensors (``weights_only``), memory-mapped when possible."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except Exception as err:
+        raise ConversionError(f"{path}: cannot load it as a PyTorch state_dict ({err})") from err
+    if isinstance(state, dict) and isinstance(state.get("model_state_dict"), dict):
+        state = state["model_state_dict"]  # the book's model_and_optimizer.pth
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConversionError(f"{path}: expected a state_dict (name -> tensor), got {type(state)}")
+    return state
+
+
+def read_book(path: Path, n_heads: int | None = None, progress: bool = True) -> SourceWeights:
+    """The book's ``GPTModel`` state_dict -> weights; the architecture is read off the shapes."""
+    state = _torch_load(path)
+    for key in ("tok_emb.weight", "pos_emb.weight", "out_head.weight"):
+        if key not in state:
+            raise ConversionError(f"{path}: variable {key!r} is missing; is this a book GPTModel?")
+    v, e = state["tok_emb.weight"].shape
+    n_layers = len({k.split(".")[1] for k in state if k.startswith("trf_blocks.")})
+    heads = n_heads or HEADS_BY_WIDTH.get(e)
+    if heads is None:
+        raise ConversionError(
+            f"{path}: emb_dim {e} is not an OpenAI GPT-2 width {sorted(HEADS_BY_WIDTH)}; "
+            "pass the head count with --n-heads"
+        )
+    arch = {
+        "vocab_size": v,
+        "context_length": state["pos_emb.weight"].shape[0],
+        "emb_dim": e,
+        "n_heads": heads,
+        "n_layers": n_layers,
+        "qkv_bias": "trf_blocks.0.att.W_query.bias" in state,
+    }
+    hint = f"the book GPTModel with emb_dim={e}, vocab_size={v}, n_layers={n_layers}"
+    src = _TorchSource(str(path), hint, _shapes(state), state.__getitem__)
+    backbone = _read_book_layout(src, arch, progress)
+    weights = SourceWeights(arch, backbone, None)
+    _read_book_head(src, weights)
+    src.check_all_used(BOOK_IGNORED)
+    return weights
+
+
+def _read_book_layout(src: _Source, arch: dict, progress: bool) -> dict[str, torch.Tensor]:
+    e = arch["emb_dim"]
+    state = {
+        "tok_emb.weight": src.get("tok_emb.weight", (arch["vocab_size"], e)),
+        "pos_emb.weight": src.get("pos_emb.weight", (arch["context_length"], e)),
+    }
+    for i in tqdm(range(arch["n_layers"]), desc="converting blocks", disable=not progress):
+        ours, theirs = f"blocks.{i}.", f"trf_blocks.{i}."
+        qkv = ("W_query", "W_key", "W_value")
+        # The book keeps three projections; ours is one fused linear, rows ordered q, k, v.
+        state[ours + "att.qkv.weight"] = torch.cat(
+            [src.get(f"{theirs}att.{n}.weight", (e, e)) for n in qkv]
+        )
+        if arch["qkv_bias"]:
+            state[ours + "att.qkv.bias"] = torch.cat(
+                [src.get(f"{theirs}att.{n}.bias", (e,)) for n in qkv]
+            )
+        for our_name, their_name, shape in (
+            ("att.out_proj.weight", "att.out_proj.weight", (e, e)),
+            ("att.out_proj.bias", "att.out_proj.bias", (e,)),
+            ("ff.fc.weight", "ff.layers.0.weight", (4 * e, e)),
+            ("ff.fc.bias", "ff.layers.0.bias", (4 * e,)),
+            ("ff.proj.weight", "ff.layers.2.weight", (e, 4 * e)),
+            ("ff.proj.bias", "ff.layers.2.bias", (e,)),
+            ("norm1.weight", "norm1.scale", (e,)),
+            ("norm1.bias", "norm1.shift", (e,)),
+            ("norm2.weight", "norm2.scale", (e,)),
+            ("norm2.bias", "norm2.shift", (e,)),
+        ):
+            state[ours + our_name] = src.get(theirs + their_name, shape)
+    state["final_norm.weight"] = src.get("final_norm.scale", (e,))
+    state["final_norm.bias"] = src.get("final_norm.shift", (e,))
+    return state
+
+
+def _read_book_head(src: _Source, weights: SourceWeights) -> None:
+    """An ``out_head`` as wide as the vocabulary is an LM head, a narrow one a classifier."""
+    v, e = weights.arch["vocab_size"], weights.arch["emb_dim"]
+    outputs = src.shape("out_head.weight")[0]
+    head = src.get("out_head.weight", (outputs, e))
+    if outputs != v:
+        has_bias = "out_head.bias" in src.names()
+        bias = src.get("out_head.bias", (outputs,)) if has_bias else torch.zeros(outputs)
+        weights.classifier = (head, bias)
+    elif not torch.equal(head, weights.backbone["tok_emb.weight"]):
+        # Trained from scratch with the book's separate head: keep it untied.
+        weights.out_head = head
+        weights.notes.append("out_head differs from tok_emb: written untied")
+
+
+def _tokenizer_in(folder: Path) -> Path | None:
+    try:
+        find_bpe_files(folder)
+    except FileNotFoundError:
+        return None
+    return folder
+
+
+def read_source(
+    path: str | os.PathLike[str],
+    source_format: SourceFormat | None = None,
+    *,
+    n_heads: int | None = None,
+    progress: bool = True,
+) -> SourceWeights:
+    """Read and shape-check GPT-2 weights of any supported format (auto-detected by default)."""
+    path = Path(path)
+    fmt = source_format or detect_format(path)
+    if fmt not in SOURCE_FORMATS:
+        raise ConversionError(f"source format {fmt!r} is unknown; choose one of {SOURCE_FORMATS}")
+    if not path.exists():
+        raise ConversionError(f"input {path} does not exist")
+    if fmt == "openai":
+        return read_openai(path, progress)
+    if fmt == "hf":
+        if not path.is_dir():
+            raise ConversionError(
+                f"{path}: a transformers GPT-2 source is a folder with config.json"
+            )
+        return read_hf(path, progress)
+    if path.is_dir():
+        raise ConversionError(f"{path}: a book source is a .pth state_dict file, not a folder")
+    return read_book(path, n_heads, progress)
+
+
+# --- model and folder -----------------------------------------------------------------------
+
+
+def _label_names(
+    num_labels: int | None, labels: list[str] | None, source_head: int | None
+) -> dict[int, str] | int | None:
+    """Resolve --num-labels/--labels against a fine-tuned head; ``None`` means a language model."""
+    if labels is not None and num_labels is not None and len(labels) != num_labels:
+        raise ConversionError(
+            f"--labels names {len(labels)} labels but --num-labels is {num_labels}"
+        )
+    wanted = len(labels) if labels is not None else num_labels
+    if source_head is not None and wanted is not None and wanted != source_head:
+        raise ConversionError(
+            f"the source is a classifier with {source_head} outputs; --num-labels/--labels ask "
+            f"for {wanted}"
+        )
+    if wanted is not None and wanted < 1:
+        raise ConversionError(f"--num-labels must be at least 1, got {wanted}")
+    if labels is not None:
+        return dict(enumerate(labels))
+    return wanted if wanted is not None else source_head
+
+
+def _endoftext_id(tokenizer_dir: Path, vocab_size: int) -> int:
+    vocab_file, _ = find_bpe_files(tokenizer_dir)
+    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+    if len(vocab) > vocab_size or ENDOFTEXT not in vocab:
+        raise ConversionError(
+            f"tokenizer {vocab_file} has {len(vocab)} tokens (needs {ENDOFTEXT!r}), more than the "
+            f"model's vocab_size {vocab_size}; pass the matching files with --tokenizer-dir"
+        )
+    return vocab[ENDOFTEXT]
+
+
+def build_config(
+    weights: SourceWeights,
+    tokenizer_dir: Path,
+    num_labels: int | None = None,
+    labels: list[str] | None = None,
+) -> ScratchGPTConfig:
+    """The scratchgpt config for ``weights``; ``num_labels`` set means a classifier."""
+    eot = _endoftext_id(tokenizer_dir, int(weights.arch["vocab_size"]))
+    head = weights.classifier[0].shape[0] if weights.classifier is not None else None
+    if labels is None and num_labels is None and weights.id2label:
+        labels = [weights.id2label[i] for i in sorted(weights.id2label)]
+    resolved = _label_names(num_labels, labels, head)
+    extra: dict = {}
+    if isinstance(resolved, dict):
+        extra = {"id2label": resolved, "label2id": {v: k for k, v in resolved.items()}}
+    elif resolved is not None:
+        extra = {"num_labels": resolved}
+    return ScratchGPTConfig(
+        **weights.arch,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        tie_word_embeddings=weights.out_head is None,
+        **extra,
+    )
+
+
+def _new_head(config: ScratchGPTConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPT-2's init for a fresh linear head (normal(0, initializer_range), zero bias), seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(config.num_labels, config.emb_dim, generator=generator)
+    return weight * config.initializer_range, torch.zeros(config.num_labels)
+
+
+def build_model(
+    weights: SourceWeights, config: ScratchGPTConfig, classifier: bool, seed: int = 123
+) -> ScratchGPTForCausalLM | ScratchGPTForSequenceClassification:
+    """Put the converted tensors into a model without a throwaway random initialisation."""
+    cls = ScratchGPTForSequenceClassification if classifier else ScratchGPTForCausalLM
+    with torch.device("meta"):  # parameters get their tensors from the state below
+        model = cls(config)
+    state = {f"gpt.{key}": value for key, value in weights.backbone.items()}
+    if classifier:
+        head = weights.classifier or _new_head(config, seed)
+        state["classifier.weight"], state["classifier.bias"] = head
+    elif weights.out_head is not None:
+        state["out_head.weight"] = weights.out_head
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    tied = not classifier and weights.out_head is None
+    if unexpected or set(missing) != ({"out_head.weight"} if tied else set()):
+        raise RuntimeError(f"converter bug: missing {missing}, unexpected {unexpected}")
+    if tied:
+        model.tie_weights()
+    still_meta = [name for name, p in model.named_parameters() if p.is_meta]
+    if still_meta:
+        raise RuntimeError(f"converter bug: parameters left without weights: {still_meta}")
+    return model.eval()
+
+
+def convert_model(
+    source: str | os.PathLike[str],
+    *,
+    source_format: SourceFormat | None = None,
+    num_labels: int | None = None,
+    labels: list[str] | None = None,
+    n_heads: int | None = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+    seed: int = 123,
+    progress: bool = True,
+) -> tuple[ScratchGPTForCausalLM | ScratchGPTForSequenceClassification, Path]:
+    """Read ``source`` into an in-memory model; return it with its tokenizer folder."""
+    weights = read_source(source, source_format, n_heads=n_heads, progress=progress)
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir else weights.tokenizer_dir or gpt2_bpe_dir()
+    config = build_config(weights, tok_dir, num_labels, labels)
+    classifier = weights.classifier is not None or num_labels is not None or labels is not None
+    return build_model(weights, config, classifier, seed), tok_dir
+
+
+def convert(
+    source: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    **kwargs,
+) -> Path:
+    """Convert ``source`` into the model folder ``output_dir`` (written atomically).
+
+    ``kwargs`` are those of :func:`convert_model`.
+    """
+    _check_output(Path(source), Path(output_dir))
+    model, tok_dir = convert_model(source, **kwargs)
+    return save_model_folder(model, output_dir, tok_dir, max_shard_size=max_shard_size)
+
+
+def _check_output(source: Path, output_dir: Path) -> None:
+    src, out = source.resolve(), output_dir.resolve()
+    if src == out or out in src.parents:
+        raise ConversionError(
+            f"--output-dir {output_dir} would replace the input {source}; choose another folder"
+        )
+
+
+def pretrained_cache_dir() -> Path:
+    """Where presets are downloaded and converted: ``$SCRATCHGPT_CACHE`` or ~/.cache/scratchgpt."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path.home() / ".cache" / "scratchgpt"
+
+
+def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The converted model folder of an OpenAI preset, downloading and converting it once."""
+    sizes = {name: size for size, name in SIZE_TO_PRESET.items()}
+    if preset not in sizes:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(sizes)}")
+    root = Path(cache_dir) if cache_dir is not None else pretrained_cache_dir()
+    folder = root / preset
+    if is_model_folder(folder):
+        return folder
+    checkpoint = download_openai_gpt2(sizes[preset], root / "openai" / sizes[preset])
+    return convert(checkpoint, folder, source_format="openai")
+
+
+def sample_generation(
+    model: ScratchGPTForCausalLM | ScratchGPTForSequenceClassification,
+    tokenizer_dir: str | os.PathLike[str],
+    prompt: str = SANITY_PROMPT,
+    max_new_tokens: int = 10,
+) -> str:
+    """Greedy continuation of ``prompt``: a quick look that the weights are in the right places."""
+    lm = model if isinstance(model, ScratchGPTForCausalLM) else _causal_lm_sharing(model)
+    encoding = load_tiktoken(tokenizer_dir)
+    ids = encoding.encode(prompt)
+    new_tokens = min(max_new_tokens, lm.config.context_length - len(ids))
+    if new_tokens <= 0:
+        return prompt
+    input_ids = torch.tensor([ids])
+    with torch.no_grad():
+        output = lm.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=lm.config.eos_token_id,
+        )
+    return encoding.decode(output[0].tolist())
+
+
+def _causal_lm_sharing(model: ScratchGPTForSequenceClassification) -> ScratchGPTForCausalLM:
+    """A language model over a classifier's backbone (same tensors), for the sanity sample."""
+    config = ScratchGPTConfig.from_dict({**model.config.to_dict(), "tie_word_embeddings": True})
+    with torch.device("meta"):
+        lm = ScratchGPTForCausalLM(config)
+    lm.gpt = model.gpt
+    lm.tie_weights()
+    return lm.eval()
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convert_openai_checkpoint.py",
+        description="Convert GPT-2 weights (OpenAI TensorFlow checkpoint, transformers GPT-2 "
+        "folder, or the book's GPTModel state_dict) into a scratchgpt model folder, then print a "
+        f"greedy continuation of {SANITY_PROMPT!r} as a sanity check.",
+    )
+    parser.add_argument(
+        "--model-size",
+        choices=OPENAI_GPT2_SIZES,
+        help="OpenAI release to download (required with --download); otherwise checked against "
+        "the input's dimensions",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch OpenAI's files for --model-size into --checkpoint-dir first (resumes and "
+        "skips complete files)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="the input: an OpenAI checkpoint folder, a transformers GPT-2 folder or a book .pth "
+        f"file; with --download, where the files go (default ${CACHE_ENV}/openai/SIZE)",
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, required=True, help="model folder to write (replaced if present)"
+    )
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=SOURCE_FORMATS,
+        help="input format (default: detected from the files)",
+    )
+    heads = parser.add_mutually_exclusive_group()
+    heads.add_argument(
+        "--num-labels",
+        type=int,
+        help="write a sequence-classification folder with a new seeded head of N labels",
+    )
+    heads.add_argument(
+        "--labels",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="like --num-labels, naming the labels in id order, e.g. ham,spam",
+    )
+    parser.add_argument(
+        "--n-heads",
+        type=int,
+        help="attention heads of a book state_dict whose width is not an OpenAI size",
+    )
+    parser.add_argument(
+        "--tokenizer-dir",
+        type=Path,
+        help="folder with vocab.json+merges.txt or encoder.json+vocab.bpe (default: the input's "
+        "own files, else the shared GPT-2 BPE files)",
+    )
+    parser.add_argument("--seed", type=int, default=123, help="seed of a new classification head")
+    parser.add_argument(
+        "--max-shard-size",
+        default=DEFAULT_MAX_SHARD_SIZE,
+        help="largest safetensors file before the weights are split into shards with an index",
+    )
+    parser.add_argument(
+        "--no-sample", action="store_true", help="skip the greedy generation sanity check"
+    )
+    return parser
+
+
+def _check_size(model: torch.nn.Module, size: str) -> None:
+    preset = PRESETS[SIZE_TO_PRESET[size]]
+    config = model.config
+    if (config.emb_dim, config.n_layers) != (preset["emb_dim"], preset["n_layers"]):
+        raise ConversionError(
+            f"--model-size {size} means emb_dim={preset['emb_dim']}, n_layers="
+            f"{preset['n_layers']}, but the input has emb_dim={config.emb_dim}, "
+            f"n_layers={config.n_layers}"
+        )
+
+
+def _input_path(args: argparse.Namespace) -> Path:
+    if args.download:
+        if args.model_size is None:
+            raise ConversionError("--download needs --model-size (124M, 355M, 774M or 1558M)")
+        dest = args.checkpoint_dir or pretrained_cache_dir() / "openai" / args.model_size
+        return download_openai_gpt2(args.model_size, dest)
+    if args.checkpoint_dir is None:
+        raise ConversionError("pass the input with --checkpoint-dir, or fetch it with --download")
+    return args.checkpoint_dir
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Do what the parsed command line asks; return the written folder."""
+    source = _input_path(args)
+    _check_output(source, args.output_dir)
+    model, tok_dir = convert_model(
+        source,
+        source_format="openai" if args.download else args.source_format,
+        num_labels=args.num_labels,
+        labels=args.labels,
+        n_heads=args.n_heads,
+        tokenizer_dir=args.tokenizer_dir,
+        seed=args.seed,
+    )
+    if args.model_size is not None:
+        _check_size(model, args.model_size)
+    folder = save_model_folder(model, args.output_dir, tok_dir, max_shard_size=args.max_shard_size)
+    kind = "sequence classifier" if isinstance(model, ScratchGPTForSequenceClassification) else "LM"
+    print(f"wrote {kind} model folder {folder} ({model.num_parameters():,} parameters)")
+    if not args.no_sample:
+        print(f"greedy sample: {sample_generation(model, folder)!r}")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (ConversionError, CheckpointError, DownloadError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
