@@ -198,6 +198,24 @@ def test_tsv_keeps_quotes_literal(tmp_path):
     assert raw["text"] == ['say "hi', 'bye"']
 
 
+def test_hub_path_keeps_classlabel_names_and_rejects_bad_ids(tmp_path, monkeypatch):
+    import datasets
+    from datasets import Dataset, Features, Value
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    features = Features({"sentence": Value("string"), "y": ClassLabel(names=["neg", "pos"])})
+    rows = {"sentence": ["good", "bad", "unlabelled", "great"], "y": [1, 0, -1, 1]}
+    (tmp_path / "hub").mkdir()
+    Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "hub" / "train.parquet")
+    kwargs = {"text_column": "sentence", "label_column": "y"}
+    with pytest.raises(DataError, match=r"hub\[train\]:3: unknown label .* -1"):
+        data.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
+    policy = BadLinePolicy("skip")
+    raw, names = data.read_hub_dataset(str(tmp_path / "hub"), policy=policy, **kwargs)
+    assert names == ["neg", "pos"] and raw["text"] == ["good", "bad", "great"]
+    assert raw["label"] == [1, 0, 1] and len(policy.skipped) == 1
+
+
 # ----------------------------------------------------------------------------- bad input
 
 BAD_SMS_LINES = {
@@ -314,6 +332,14 @@ def test_save_and_load_round_trip(deduped, tmp_path):
         save_prepared(deduped, out)
     with pytest.raises(DataError, match="longer than the model's context length 16"):
         load_prepared(out, gpt2_bpe_dir(), 16)
+    other_vocab = tmp_path / "other"
+    other_vocab.mkdir()
+    vocab = json.loads((gpt2_bpe_dir() / "encoder.json").read_text(encoding="utf-8"))
+    vocab["extra"] = len(vocab)
+    (other_vocab / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    shutil.copyfile(gpt2_bpe_dir() / "vocab.bpe", other_vocab / "merges.txt")
+    with pytest.raises(DataError, match="tokenized with another vocabulary"):
+        load_prepared(out, other_vocab, 1024)
 
 
 def test_cli_writes_dataset_and_summary(tmp_path, capsys):

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
+from tqdm.auto import tqdm
 
 from scratchgpt.download import download_file
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
@@ -302,9 +303,10 @@ def read_hub_dataset(
     feature = raw.features.get(label_column)
     if label_names is None and isinstance(feature, ClassLabel):
         label_names = feature.names
+    rows = tqdm(raw, desc=f"Checking {source}", unit=" rows", disable=len(raw) < 10_000)
     records = [
         RawRecord(row[text_column], row[label_column], i)
-        for i, row in enumerate(raw, start=1)
+        for i, row in enumerate(rows, start=1)
         if _usable_row(row, text_column, label_column, source, i, policy)
     ]
     names = list(label_names) if label_names else infer_label_names(records)
@@ -579,6 +581,7 @@ class DataSummary:
     pad_to: str
     pad_length: int | None
     stats: SplitStats
+    vocab_sha256: str = ""
     bad_lines: list[str] = field(default_factory=list)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     token_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -591,7 +594,21 @@ class DataSummary:
     def from_dict(cls, data: dict[str, Any]) -> DataSummary:
         return cls(**{**data, "stats": SplitStats(**data["stats"])})
 
+    def _table_rows(self) -> list[list[str]]:
+        header = ["split", "rows", *self.label_names, "min", "median", "p95", "max", "truncated"]
+        rows = [header]
+        for split, counts in self.rows.items():
+            stats = self.token_lengths[split]
+            rows.append(
+                [split, str(sum(counts.values()))]
+                + [str(counts[name]) for name in self.label_names]
+                + [f"{stats[key]:g}" for key in ("min", "median", "p95", "max")]
+                + [str(self.truncated[split])]
+            )
+        return rows
+
     def format(self, max_bad_lines: int = 10) -> str:
+        """Human-readable summary; token lengths are in tokens after truncation."""
         lines = [
             f"source: {self.source}  ({self.rows_read} rows read, "
             f"{len(self.bad_lines)} bad lines skipped)",
@@ -600,22 +617,23 @@ class DataSummary:
             f"undersampled away: {self.stats.undersampled_away}",
             f"max length: {self.max_length} tokens; padding: {self.pad_to}"
             + (f" ({self.pad_length} tokens)" if self.pad_length else ""),
-            f"{'split':<11}{'rows':>7}  "
-            + "  ".join(f"{n:>8}" for n in self.label_names)
-            + "    tokens min / median / p95 / max   truncated",
         ]
-        for split, counts in self.rows.items():
-            s = self.token_lengths[split]
-            lines.append(
-                f"{split:<11}{sum(counts.values()):>7}  "
-                + "  ".join(f"{counts[n]:>8}" for n in self.label_names)
-                + f"    {s['min']:>6} / {s['median']:g} / {s['p95']:g} / {s['max']}"
-                + f"   {self.truncated[split]:>9}"
-            )
+        lines += _table(self._table_rows())
         lines += [f"  skipped {bad}" for bad in self.bad_lines[:max_bad_lines]]
         if len(self.bad_lines) > max_bad_lines:
             lines.append(f"  ... and {len(self.bad_lines) - max_bad_lines} more bad lines")
         return "\n".join(lines)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
 
 
 def _fill_split_summary(summary: DataSummary, dataset: DatasetDict) -> None:
@@ -677,6 +695,7 @@ def build_prepared(
         for split in ("validation", "test"):
             tokenized[split] = tokenize_split(splits[split], folder, pad_length, cache_dir, split)
     summary = DataSummary(source, list(names), len(raw), max_length, pad_to, pad_length, stats)
+    summary.vocab_sha256 = _sha256(find_bpe_files(folder)[0])
     summary.bad_lines = [str(bad) for bad in policy.skipped]
     _fill_split_summary(summary, tokenized)
     return PreparedData(tokenized, list(names), summary)
@@ -798,7 +817,7 @@ def load_prepared(
     tokenizer_folder: str | Path | None = None,
     context_length: int | None = None,
 ) -> PreparedData:
-    """Load what ``save_prepared`` wrote; check it fits the model's context length."""
+    """Load what ``save_prepared`` wrote; check it fits the model's vocabulary and context."""
     dataset_dir = Path(dataset_dir)
     meta_file = dataset_dir / PREPARED_META
     if not meta_file.is_file():
@@ -810,6 +829,13 @@ def load_prepared(
             f"{dataset_dir}: prepared with max length {summary.max_length}, "
             f"longer than the model's context length {context_length}"
         )
+    if tokenizer_folder is not None:
+        vocab_sha256 = _sha256(find_bpe_files(tokenizer_folder)[0])
+        if summary.vocab_sha256 != vocab_sha256:
+            raise DataError(
+                f"{dataset_dir}: tokenized with another vocabulary (sha256 "
+                f"{summary.vocab_sha256 or 'unknown'}) than {tokenizer_folder} ({vocab_sha256})"
+            )
     dataset = load_from_disk(str(dataset_dir))
     return PreparedData(dataset, meta["label_names"], summary)
 
