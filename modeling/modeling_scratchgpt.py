@@ -60,11 +60,41 @@ class ScratchGPTAttention(nn.Module):
             k,
             v,
             attn_mask=attn_mask,
-            dropout_p=self.drop_rate if self.training else 0.0,
+            dropout_p=self._dropout_p(),
             is_causal=is_causal,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(batch, seq_len, emb_dim)  # (B, T, E)
         return self.out_proj(y)
+
+    def forward_at(
+        self, x: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Attention output at one query position per row, ``positions`` (B,): (B, E).
+
+        Keys and values still come from every token, but the query, the output projection
+        (and, in the block, the MLP) run on a single token instead of T.
+        """
+        batch, seq_len, emb_dim = x.shape
+        rows = torch.arange(batch, device=x.device)
+        bias_q = bias_kv = None
+        if self.qkv.bias is not None:
+            bias_q, bias_kv = self.qkv.bias.split([emb_dim, 2 * emb_dim])
+        weight_q, weight_kv = self.qkv.weight.split([emb_dim, 2 * emb_dim])
+        q = F.linear(x[rows, positions], weight_q, bias_q)  # (B, E)
+        q = q.view(batch, self.n_heads, 1, self.head_dim)  # (B, nh, 1, hs)
+        kv = F.linear(x, weight_kv, bias_kv).view(batch, seq_len, 2, self.n_heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
+        key_pos = torch.arange(seq_len, device=x.device)[None, :]  # (1, T)
+        keep = key_pos <= positions[:, None]  # (B, T): causal for the one query
+        if attention_mask is not None:
+            keep = (keep & attention_mask.bool()) | (key_pos == positions[:, None])
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self._dropout_p()
+        )  # (B, nh, 1, hs)
+        return self.out_proj(y.reshape(batch, emb_dim))
+
+    def _dropout_p(self) -> float:
+        return self.drop_rate if self.training else 0.0
 
 
 class ScratchGPTFeedForward(nn.Module):
@@ -99,6 +129,17 @@ class ScratchGPTBlock(GradientCheckpointingLayer):
     ) -> torch.Tensor:
         x = x + self.drop_shortcut(self.att(self.norm1(x), attn_mask, is_causal, past_key_values))
         return x + self.drop_shortcut(self.ff(self.norm2(x)))
+
+    def forward_at(
+        self, x: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The block's output at one position per row (B, E): the same values ``forward``
+        gives there, for about a sixth of the work when only that token is read."""
+        x_at = x[torch.arange(x.shape[0], device=x.device), positions]  # (B, E)
+        x_at = x_at + self.drop_shortcut(
+            self.att.forward_at(self.norm1(x), positions, attention_mask)
+        )
+        return x_at + self.drop_shortcut(self.ff(self.norm2(x_at)))
 
 
 def _is_right_padded(attention_mask: torch.Tensor) -> bool:
@@ -333,6 +374,16 @@ class ScratchGPTForCausalLM(ScratchGPTPreTrainedModel, GenerationMixin):
         return output if return_dict is not False else output.to_tuple()
 
 
+def last_token_positions(
+    attention_mask: torch.Tensor | None, batch: int, seq_len: int, device: torch.device
+) -> torch.Tensor:
+    """Index of each row's last real (mask = 1) token: (B,). Right, left or no padding."""
+    if attention_mask is None:
+        return torch.full((batch,), seq_len - 1, device=device)
+    positions = torch.arange(seq_len, device=device)
+    return (positions * attention_mask.long()).argmax(dim=1)
+
+
 def pool_hidden_states(
     hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
 ) -> torch.Tensor:
@@ -344,12 +395,12 @@ def pool_hidden_states(
     """
     if attention_mask is None:
         return hidden[:, -1] if pooling == "last" else hidden.mean(dim=1)
-    mask = attention_mask.to(hidden.dtype)  # (B, T)
     if pooling == "mean":
+        mask = attention_mask.to(hidden.dtype)  # (B, T)
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-    positions = torch.arange(mask.shape[1], device=hidden.device)
-    last = (positions * attention_mask.long()).argmax(dim=1)  # (B,)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    batch, seq_len = attention_mask.shape
+    last = last_token_positions(attention_mask, batch, seq_len, hidden.device)  # (B,)
+    return hidden[torch.arange(batch, device=hidden.device), last]
 
 
 class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
@@ -373,15 +424,20 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        outputs = self.gpt(
-            input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=False,
-            output_hidden_states=output_hidden_states,
-        )
-        return self._head(outputs.last_hidden_state, attention_mask, labels, outputs.hidden_states)
+        if output_hidden_states:
+            outputs = self.gpt(
+                input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=True,
+            )
+            pooled = pool_hidden_states(
+                outputs.last_hidden_state, attention_mask, self.config.pooling
+            )
+            return self._classify(pooled, labels, outputs.hidden_states)
+        hidden = self.gpt.embed(input_ids, attention_mask, position_ids, inputs_embeds)
+        return self._classify(self._pool_from_block(hidden, 0, attention_mask), labels)
 
     def embed_and_run_blocks(
         self,
@@ -400,18 +456,37 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
     ) -> SequenceClassifierOutput:
-        """Finish a forward pass from precomputed states entering block ``start_block``."""
-        hidden = self.gpt.run_blocks(hidden_states, attention_mask, start=start_block)
-        return self._head(self.gpt.final_norm(hidden), attention_mask, labels)
+        """Finish a forward pass from precomputed states entering block ``start_block``
+        (``n_layers`` means only the final norm and the head remain)."""
+        pooled = self._pool_from_block(hidden_states, start_block, attention_mask)
+        return self._classify(pooled, labels)
 
-    def _head(
+    def _pool_from_block(
+        self, hidden: torch.Tensor, start: int, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Run blocks ``start..`` and pool: (B, T, E) -> (B, E).
+
+        With "last" pooling only one token per message is read after the final block, so that
+        block runs its query, output projection and MLP on that token alone.
+        """
+        if self.config.pooling != "last":
+            hidden = self.gpt.final_norm(self.gpt.run_blocks(hidden, attention_mask, start=start))
+            return pool_hidden_states(hidden, attention_mask, self.config.pooling)
+        batch, seq_len, _ = hidden.shape
+        last = last_token_positions(attention_mask, batch, seq_len, hidden.device)  # (B,)
+        if start >= self.config.n_layers:
+            at_last = hidden[torch.arange(batch, device=hidden.device), last]
+        else:
+            hidden = self.gpt.run_blocks(hidden, attention_mask, start=start, end=-1)
+            at_last = self.gpt.blocks[-1].forward_at(hidden, last, attention_mask)  # (B, E)
+        return self.gpt.final_norm(at_last)
+
+    def _classify(
         self,
-        hidden: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        pooled: torch.Tensor,
         labels: torch.LongTensor | None,
         hidden_states: tuple[torch.Tensor, ...] | None = None,
     ) -> SequenceClassifierOutput:
-        pooled = pool_hidden_states(hidden, attention_mask, self.config.pooling)
         logits = self.classifier(pooled)  # (B, num_labels)
         loss = None
         if labels is not None:

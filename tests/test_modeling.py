@@ -199,3 +199,39 @@ def test_attention_mask_never_fully_masks_a_row():
     assert attn_mask.any(dim=-1).all()
     # right padding alone needs no explicit mask: causality already hides later pads
     assert build_attention_mask(torch.tensor([[1, 1, 0]]), 3, 0) == (None, True)
+
+
+@pytest.mark.parametrize("side", ["right", "left", "none"])
+def test_last_token_shortcut_equals_full_final_block(sequences, side):
+    """The classifier runs its final block on the pooled token only: same logits and grads."""
+    torch.manual_seed(0)
+    model = ScratchGPTForSequenceClassification(tiny_config(num_labels=3, n_layers=3))
+    if side == "none":
+        ids, mask = torch.randint(0, 50000, (3, 9)), None
+    else:
+        ids, mask = pad_batch(sequences, side)
+    labels = torch.tensor([0, 1, 2, 1][: ids.shape[0]])
+
+    def run(shortcut: bool):
+        model.zero_grad()
+        out = model(ids, attention_mask=mask, labels=labels, output_hidden_states=not shortcut)
+        out.loss.backward()
+        return out.logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fast_logits, fast_grads = run(shortcut=True)
+    full_logits, full_grads = run(shortcut=False)
+    torch.testing.assert_close(fast_logits, full_logits, atol=1e-5, rtol=1e-5)
+    for fast, full in zip(fast_grads, full_grads, strict=True):
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
+
+
+def test_forward_from_block_equals_forward_at_every_split(sequences):
+    torch.manual_seed(0)
+    model = ScratchGPTForSequenceClassification(tiny_config(num_labels=2, n_layers=3)).eval()
+    ids, mask = pad_batch(sequences, "right")
+    with torch.no_grad():
+        expected = model(ids, attention_mask=mask).logits
+        for split in range(4):  # 3 = every block frozen: only final norm + head remain
+            hidden = model.embed_and_run_blocks(ids, mask, end_block=split)
+            got = model.forward_from_block(hidden, split, mask).logits
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
