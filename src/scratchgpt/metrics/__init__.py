@@ -6,11 +6,38 @@ precision/recall/F1, support and the confusion matrix in one ``compute`` call.
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
-import evaluate
+from scratchgpt.paths import REPO_ROOT
 
 METRICS_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = REPO_ROOT / "scripts"
+
+
+def _import_evaluate_library() -> ModuleType:
+    """Import the ``evaluate`` library, not ``scripts/evaluate.py``.
+
+    ``python scripts/anything.py`` puts ``scripts/`` first on ``sys.path``, where our
+    ``evaluate.py`` command would shadow the library for every script (finetune.py included).
+    """
+    cached = sys.modules.get("evaluate")
+    if cached is not None and hasattr(cached, "load"):
+        return cached
+    sys.modules.pop("evaluate", None)
+    saved = sys.path[:]
+    scripts = SCRIPTS_DIR.resolve()
+    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != scripts]
+    try:
+        return importlib.import_module("evaluate")
+    finally:
+        sys.path[:] = saved
+
+
+evaluate = _import_evaluate_library()
 
 
 def metric_path(name: str = "classification") -> Path:
