@@ -1,0 +1,419 @@
+"""Conversion into model folders, checked by logits parity with independent references."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import load_file, save_file
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+from scratchgpt import convert as convert_module
+from scratchgpt.convert import (
+    ConversionError,
+    convert,
+    detect_format,
+    ensure_pretrained_folder,
+    main,
+)
+from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, load_model_folder
+from scratchgpt.tf_checkpoint import write_tf_checkpoint
+from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForCausalLM
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_gpt2_tf"
+HPARAMS = json.loads((FIXTURE / "hparams.json").read_text())
+DATA = "model.ckpt.data-00000-of-00001"
+TOKENS = torch.tensor([[5, 17, 200, 3, 99, 256, 42, 7], [1, 2, 3, 4, 5, 6, 7, 8]])
+
+
+@functools.cache
+def fixture_arrays() -> dict[str, np.ndarray]:
+    with np.load(FIXTURE / "arrays.npz") as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def tiny_gpt2_config(**overrides) -> GPT2Config:
+    """transformers' GPT-2 config of the fixture's size, without dropout."""
+    base = dict(
+        vocab_size=HPARAMS["n_vocab"],
+        n_positions=HPARAMS["n_ctx"],
+        n_embd=HPARAMS["n_embd"],
+        n_layer=HPARAMS["n_layer"],
+        n_head=HPARAMS["n_head"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=256,
+        eos_token_id=256,
+        pad_token_id=256,
+    )
+    return GPT2Config(**{**base, **overrides})
+
+
+def reference_from_openai_arrays() -> GPT2LMHeadModel:
+    """transformers' own GPT2LMHeadModel loaded from the fixture's arrays (not via our code)."""
+    arrays = fixture_arrays()
+    state = {
+        "transformer.wte.weight": arrays["model/wte"],
+        "transformer.wpe.weight": arrays["model/wpe"],
+    }
+    names = {"ln_1/g": "ln_1.weight", "ln_1/b": "ln_1.bias", "ln_2/g": "ln_2.weight"}
+    names |= {"ln_2/b": "ln_2.bias"}
+    for layer in ("attn/c_attn", "attn/c_proj", "mlp/c_fc", "mlp/c_proj"):
+        names |= {f"{layer}/w": f"{layer.replace('/', '.')}.weight"}
+        names |= {f"{layer}/b": f"{layer.replace('/', '.')}.bias"}
+    for i in range(HPARAMS["n_layer"]):
+        for tf_name, hf_name in names.items():
+            value = arrays[f"model/h{i}/{tf_name}"]
+            state[f"transformer.h.{i}.{hf_name}"] = value[0] if value.ndim == 3 else value
+    state["transformer.ln_f.weight"] = arrays["model/ln_f/g"]
+    state["transformer.ln_f.bias"] = arrays["model/ln_f/b"]
+    model = GPT2LMHeadModel(tiny_gpt2_config())
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=False
+    )
+    assert set(missing) <= {"lm_head.weight"} and not unexpected
+    model.tie_weights()
+    return model.eval()
+
+
+def lm_logits(folder: Path) -> torch.Tensor:
+    model = load_model_folder(folder, task="causal-lm").eval()
+    with torch.no_grad():
+        return model(TOKENS).logits
+
+
+def no_output(parent: Path, name: str) -> bool:
+    """Neither the folder nor a leftover temporary sibling exists."""
+    return not (parent / name).exists() and not list(parent.glob(f".{name}*"))
+
+
+# --- OpenAI TensorFlow checkpoints ----------------------------------------------------------
+
+
+def test_openai_fixture_matches_transformers_gpt2(tmp_path):
+    folder = convert(FIXTURE, tmp_path / "out", progress=False)
+    with torch.no_grad():
+        expected = reference_from_openai_arrays()(TOKENS).logits
+    torch.testing.assert_close(lm_logits(folder), expected, atol=1e-5, rtol=1e-5)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["eos_token_id"] == 256 and config["tie_word_embeddings"] is True
+    assert (folder / "vocab.json").is_file() and (folder / "generation_config.json").is_file()
+
+
+def test_openai_to_classifier_keeps_backbone_and_seeds_head(tmp_path):
+    lm_folder = convert(FIXTURE, tmp_path / "lm", progress=False)
+    a = convert(FIXTURE, tmp_path / "a", labels=["ham", "spam"], seed=1, progress=False)
+    b = convert(FIXTURE, tmp_path / "b", labels=["ham", "spam"], seed=1, progress=False)
+    c = convert(FIXTURE, tmp_path / "c", num_labels=3, seed=2, progress=False)
+    clf_a, clf_b, clf_c = (load_model_folder(f) for f in (a, b, c))
+    assert clf_a.config.id2label == {0: "ham", 1: "spam"} and clf_c.config.num_labels == 3
+    torch.testing.assert_close(clf_a.classifier.weight, clf_b.classifier.weight, atol=0, rtol=0)
+    assert clf_a.classifier.weight.std() > 0 and torch.all(clf_a.classifier.bias == 0)
+    assert not torch.equal(clf_a.classifier.weight, clf_c.classifier.weight[:2])
+    lm = load_model_folder(lm_folder, task="causal-lm")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            clf_a.gpt(TOKENS).last_hidden_state, lm.gpt(TOKENS).last_hidden_state, atol=0, rtol=0
+        )
+
+
+def test_sharded_output_loads_back(tmp_path):
+    folder = convert(FIXTURE, tmp_path / "out", max_shard_size="20KB", progress=False)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    assert (
+        len(set(index["weight_map"].values())) > 1 and not (folder / "model.safetensors").exists()
+    )
+    with torch.no_grad():
+        expected = reference_from_openai_arrays()(TOKENS).logits
+    torch.testing.assert_close(lm_logits(folder), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_gpt2_xl_would_be_sharded():
+    """The default shard size splits gpt2-xl (6.2 GB of fp32) exactly as save_pretrained does."""
+    with torch.device("meta"):
+        model = ScratchGPTForCausalLM(ScratchGPTConfig.from_preset("gpt2-xl"))
+    state = {k: v for k, v in model.state_dict().items() if k != "out_head.weight"}
+    split = split_torch_state_dict_into_shards(state, max_shard_size=DEFAULT_MAX_SHARD_SIZE)
+    assert split.is_sharded and len(split.filename_to_tensors) >= 3
+
+
+def test_cli_prints_greedy_sample_matching_transformers(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--checkpoint-dir", str(FIXTURE), "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    encoding = load_tiktoken(FIXTURE)
+    prompt = torch.tensor([encoding.encode("Every effort moves you")])
+    with torch.no_grad():
+        greedy = reference_from_openai_arrays().generate(
+            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10, do_sample=False
+        )
+    assert f"greedy sample: {encoding.decode(greedy[0].tolist())!r}" in printed
+    assert f"wrote LM model folder {out}" in printed
+
+
+# --- transformers GPT-2 folders -------------------------------------------------------------
+
+
+def _write_tokenizer(folder: Path) -> None:
+    shutil.copyfile(FIXTURE / "encoder.json", folder / "vocab.json")
+    shutil.copyfile(FIXTURE / "vocab.bpe", folder / "merges.txt")
+
+
+@pytest.mark.parametrize("layout", ["safetensors", "hub-unprefixed", "sharded", "pytorch_bin"])
+def test_transformers_gpt2_round_trip(tmp_path, layout):
+    torch.manual_seed(0)
+    reference = GPT2LMHeadModel(tiny_gpt2_config()).eval()
+    src = tmp_path / "hf"
+    reference.save_pretrained(src, max_shard_size="20KB" if layout == "sharded" else "2GB")
+    if layout == "hub-unprefixed":  # openai-community/gpt2 stores keys without "transformer."
+        state = load_file(src / "model.safetensors")
+        save_file(
+            {k.removeprefix("transformer."): v for k, v in state.items()}, src / "model.safetensors"
+        )
+    if layout == "pytorch_bin":
+        state = load_file(src / "model.safetensors")
+        (src / "model.safetensors").unlink()
+        torch.save(state, src / "pytorch_model.bin")
+    _write_tokenizer(src)
+    assert detect_format(src) == "hf"
+    folder = convert(src, tmp_path / "out", progress=False)
+    with torch.no_grad():
+        expected = reference(TOKENS).logits
+    torch.testing.assert_close(lm_logits(folder), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_transformers_gpt2_classifier_round_trip(tmp_path):
+    torch.manual_seed(1)
+    config = tiny_gpt2_config(
+        num_labels=2, id2label={0: "ham", 1: "spam"}, label2id={"ham": 0, "spam": 1}
+    )
+    reference = GPT2ForSequenceClassification(config).eval()
+    src = tmp_path / "hf"
+    reference.save_pretrained(src)
+    _write_tokenizer(src)
+    folder = convert(src, tmp_path / "out", progress=False)
+    model = load_model_folder(folder).eval()
+    assert model.config.id2label == {0: "ham", 1: "spam"}
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(TOKENS).logits, reference(TOKENS).logits, atol=1e-5, rtol=1e-5
+        )
+
+
+# --- the book's GPTModel state_dict ---------------------------------------------------------
+
+
+def _book_model(qkv_bias: bool = True, seed: int = 0):
+    ch04 = pytest.importorskip("llms_from_scratch.ch04")  # the book's package, a dev dependency
+    torch.manual_seed(seed)
+    cfg = {
+        "vocab_size": HPARAMS["n_vocab"],
+        "context_length": HPARAMS["n_ctx"],
+        "emb_dim": 16,
+        "n_heads": 2,
+        "n_layers": 2,
+        "drop_rate": 0.0,
+        "qkv_bias": qkv_bias,
+    }
+    model = ch04.GPTModel(cfg).eval()
+    with torch.no_grad():  # LayerNorm params are 1/0 at init: perturb so a swap would show
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.add_(0.1 * torch.randn_like(param))
+    return model
+
+
+@pytest.mark.parametrize("qkv_bias", [True, False])
+def test_book_state_dict_round_trip(tmp_path, qkv_bias):
+    book = _book_model(qkv_bias)
+    pth = tmp_path / "gpt2-tiny.pth"
+    torch.save(book.state_dict(), pth)
+    folder = convert(pth, tmp_path / "out", n_heads=2, tokenizer_dir=FIXTURE, progress=False)
+    config = json.loads((folder / "config.json").read_text())
+    # The book's randomly initialised out_head is its own matrix: it must stay untied.
+    assert config["tie_word_embeddings"] is False and config["qkv_bias"] is qkv_bias
+    with torch.no_grad():
+        torch.testing.assert_close(lm_logits(folder), book(TOKENS), atol=1e-5, rtol=1e-5)
+
+
+def test_book_tied_lm_and_checkpoint_dict(tmp_path):
+    book = _book_model()
+    book.out_head.weight = book.tok_emb.weight  # as after loading OpenAI weights in chapter 5
+    pth = tmp_path / "model_and_optimizer.pth"
+    torch.save({"model_state_dict": book.state_dict(), "optimizer_state_dict": {}}, pth)
+    folder = convert(pth, tmp_path / "out", n_heads=2, tokenizer_dir=FIXTURE, progress=False)
+    assert json.loads((folder / "config.json").read_text())["tie_word_embeddings"] is True
+    with torch.no_grad():
+        torch.testing.assert_close(lm_logits(folder), book(TOKENS), atol=1e-5, rtol=1e-5)
+
+
+def test_book_classifier_becomes_sequence_classification(tmp_path):
+    book = _book_model(seed=3)
+    book.out_head = torch.nn.Linear(16, 2)  # chapter 6's review/spam classifier head
+    pth = tmp_path / "review_classifier.pth"
+    torch.save(book.state_dict(), pth)
+    folder = convert(
+        pth, tmp_path / "out", labels=["negative", "positive"], n_heads=2, tokenizer_dir=FIXTURE,
+        progress=False,
+    )  # fmt: skip
+    model = load_model_folder(folder).eval()
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    with torch.no_grad():  # unpadded input: last-token pooling equals the book's position -1
+        torch.testing.assert_close(model(TOKENS).logits, book(TOKENS)[:, -1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConversionError, match="classifier with 2 outputs.*3"):
+        convert(
+            pth, tmp_path / "bad", num_labels=3, n_heads=2, tokenizer_dir=FIXTURE, progress=False
+        )
+    assert no_output(tmp_path, "bad")
+
+
+def test_book_unknown_width_needs_n_heads(tmp_path):
+    pth = tmp_path / "m.pth"
+    torch.save(_book_model().state_dict(), pth)
+    with pytest.raises(ConversionError, match="emb_dim 16 .*--n-heads"):
+        convert(pth, tmp_path / "out", tokenizer_dir=FIXTURE, progress=False)
+
+
+# --- bad input: clear errors, no output folder ----------------------------------------------
+
+
+@pytest.fixture
+def ckpt(tmp_path) -> Path:
+    return Path(shutil.copytree(FIXTURE, tmp_path / "ckpt"))
+
+
+def _run_cli_expecting_error(tmp_path: Path, source: Path, capsys, *extra: str) -> str:
+    code = main(["--checkpoint-dir", str(source), "--output-dir", str(tmp_path / "out"), *extra])
+    assert code == 1
+    assert no_output(tmp_path, "out")
+    return capsys.readouterr().err
+
+
+def test_missing_hparams_is_named(tmp_path, ckpt, capsys):
+    (ckpt / "hparams.json").unlink()
+    err = _run_cli_expecting_error(tmp_path, ckpt, capsys)
+    assert "hparams.json does not exist" in err
+
+
+def test_missing_data_shard_is_named(tmp_path, ckpt, capsys):
+    (ckpt / DATA).unlink()
+    assert f"{DATA} does not exist" in _run_cli_expecting_error(tmp_path, ckpt, capsys)
+
+
+def test_truncated_shard_is_reported(tmp_path, ckpt, capsys):
+    (ckpt / DATA).write_bytes((ckpt / DATA).read_bytes()[:1000])
+    err = _run_cli_expecting_error(tmp_path, ckpt, capsys)
+    assert "truncated" in err and "only 1000 bytes" in err
+
+
+def test_flipped_byte_names_the_tensor(tmp_path, ckpt, capsys):
+    raw = bytearray((ckpt / DATA).read_bytes())
+    raw[-5] ^= 0x40  # the last tensor in the shard: model/wte
+    (ckpt / DATA).write_bytes(bytes(raw))
+    err = _run_cli_expecting_error(tmp_path, ckpt, capsys)
+    assert "crc32c mismatch for variable 'model/wte'" in err
+
+
+def test_shape_mismatch_names_variable_and_shapes(tmp_path, ckpt, capsys):
+    arrays = dict(fixture_arrays())
+    arrays["model/h1/mlp/c_fc/b"] = np.zeros(63, np.float32)
+    write_tf_checkpoint(ckpt / "model.ckpt", arrays)
+    err = _run_cli_expecting_error(tmp_path, ckpt, capsys)
+    assert "'model/h1/mlp/c_fc/b' has shape (63,)" in err and "implies (64,)" in err
+    assert "n_embd=16" in err
+
+
+def test_unknown_format(tmp_path, capsys):
+    src = tmp_path / "weird"
+    src.mkdir()
+    (src / "weights.npy").write_bytes(b"\x93NUMPY")
+    err = _run_cli_expecting_error(tmp_path, src, capsys)
+    assert "cannot tell what" in err and "--from" in err
+
+
+def test_wrong_model_size_and_missing_input(tmp_path, capsys):
+    err = _run_cli_expecting_error(tmp_path, FIXTURE, capsys, "--model-size", "124M")
+    assert "--model-size 124M means emb_dim=768" in err and "emb_dim=16" in err
+    assert main(["--output-dir", str(tmp_path / "out")]) == 1
+    assert "--checkpoint-dir" in capsys.readouterr().err
+    assert main(["--download", "--output-dir", str(tmp_path / "out")]) == 1
+    assert "--download needs --model-size" in capsys.readouterr().err
+
+
+def test_refuses_to_overwrite_its_input(ckpt, capsys):
+    assert main(["--checkpoint-dir", str(ckpt), "--output-dir", str(ckpt)]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert (ckpt / "model.ckpt.index").is_file()
+
+
+def test_detect_format(tmp_path):
+    assert detect_format(FIXTURE) == "openai"
+    assert detect_format(FIXTURE / "model.ckpt.index") == "openai"
+    (tmp_path / "m.pth").write_bytes(b"")
+    assert detect_format(tmp_path / "m.pth") == "book"
+    with pytest.raises(ConversionError, match="does not exist"):
+        detect_format(tmp_path / "nope")
+
+
+# --- download + convert through a local server ----------------------------------------------
+
+
+@pytest.fixture
+def openai_server(tmp_path):
+    """Serves the fixture as https://.../models/124M/ would (plus a stand-in encoder)."""
+    root = tmp_path / "www"
+    shutil.copytree(FIXTURE, root / "models" / "124M")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.hits = 0
+    original = handler.func.do_GET
+
+    def counting_get(self):
+        httpd.hits += 1
+        original(self)
+
+    handler.func.do_GET = counting_get
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/models", httpd
+    httpd.shutdown()
+    httpd.server_close()
+    handler.func.do_GET = original
+
+
+def test_ensure_pretrained_folder_downloads_once(tmp_path, monkeypatch, openai_server):
+    base_url, httpd = openai_server
+    fetch = partial(convert_module.download_openai_gpt2, base_url=base_url, progress=False)
+    monkeypatch.setattr(convert_module, "download_openai_gpt2", fetch)
+    folder = ensure_pretrained_folder("gpt2-small", cache_dir=tmp_path / "cache")
+    assert folder == tmp_path / "cache" / "gpt2-small" and httpd.hits == 7
+    assert ensure_pretrained_folder("gpt2-small", cache_dir=tmp_path / "cache") == folder
+    assert httpd.hits == 7  # the converted folder is reused
+    with torch.no_grad():
+        expected = reference_from_openai_arrays()(TOKENS).logits
+    torch.testing.assert_close(lm_logits(folder), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_cli_download_then_size_check(tmp_path, monkeypatch, openai_server, capsys):
+    base_url, httpd = openai_server
+    fetch = partial(convert_module.download_openai_gpt2, base_url=base_url, progress=False)
+    monkeypatch.setattr(convert_module, "download_openai_gpt2", fetch)
+    ckpt = tmp_path / "ckpt"
+    args = ["--download", "--model-size", "124M", "--checkpoint-dir", str(ckpt)]
+    err = _run_cli_expecting_error(tmp_path, ckpt, capsys, *args)
+    # The served files are the tiny fixture, not 124M: downloaded, then refused by the check.
+    assert httpd.hits == 7 and (ckpt / DATA).read_bytes() == (FIXTURE / DATA).read_bytes()
+    assert "--model-size 124M means emb_dim=768" in err
