@@ -154,6 +154,26 @@ def test_dataloader_under_accelerate_gives_each_example_once_per_epoch():
     assert [label for batch in again for label in batch["labels"].tolist()] == epochs[1]
 
 
+def test_two_process_shards_follow_the_epoch_set_through_accelerate():
+    from accelerate.data_loader import prepare_data_loader
+
+    split = _tiny_split(50)
+    expected = LengthGroupedBatchSampler(split["length"], 4, seed=1).batches(3)
+    seen = set()
+    for rank in range(2):
+        loader = prepare_data_loader(
+            make_dataloader(split, 4, train=True, seed=1),
+            num_processes=2,
+            process_index=rank,
+            put_on_device=False,
+        )
+        loader.set_epoch(3)  # reaches our sampler through accelerate's BatchSamplerShard
+        batches = [batch["labels"].tolist() for batch in loader]
+        assert batches[:6] == expected[rank::2][:6]
+        seen.update(label for batch in batches for label in batch)
+    assert seen == set(range(50))
+
+
 def test_eval_dataloader_batches_are_sorted_and_tight():
     split = _tiny_split(50)
     loader = make_dataloader(split, 8, train=False)

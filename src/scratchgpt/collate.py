@@ -115,6 +115,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.bucket_batches = bucket_batches
         self.epoch = 0
+        # accelerate, when sharding over processes, wraps this object and forwards
+        # ``set_epoch`` only to ``.sampler``: expose the index order there.
+        self.sampler = _EpochIndices(self)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -143,6 +146,22 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         full_buckets, rest = divmod(len(self.lengths), self.batch_size * self.bucket_batches)
         last = rest // self.batch_size if self.drop_last else math.ceil(rest / self.batch_size)
         return full_buckets * self.bucket_batches + last
+
+
+class _EpochIndices(Sampler[int]):
+    """The indices of the owner's current epoch, batch after batch; ``set_epoch`` forwards."""
+
+    def __init__(self, owner: LengthGroupedBatchSampler) -> None:
+        self.owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return (i for batch in self.owner.batches(self.owner.epoch) for i in batch)
+
+    def __len__(self) -> int:
+        return len(self.owner.lengths)
 
 
 class SortedBatchSampler(Sampler[list[int]]):
