@@ -301,7 +301,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: object
     train_loader: DataLoader
-    eval_loaders: dict[str, DataLoader]
+    eval_loaders: dict[str, DataLoader]  # whole splits, for the final metrics
+    probe_loaders: dict[str, DataLoader]  # first --eval-iter batches of train/validation
     label_names: list[str]
     tokenizer_folder: Path
     state: TrainState
@@ -421,6 +422,13 @@ def setup(args: argparse.Namespace) -> Run:
         datasets["train"], data.dataset["train"]["length"], args.batch_size, args.seed, collate
     )
     eval_loaders = {s: make_eval_loader(datasets[s], args.batch_size, collate) for s in SPLITS}
+    # The book's "first 5 batches" as loaders of their own: breaking out of a prepared loader
+    # early would leave accelerate's end-of-data tracking (and so accumulation) confused.
+    probe = args.eval_iter * args.batch_size
+    probe_loaders = {
+        s: make_eval_loader(datasets[s], args.batch_size, collate, limit=probe)
+        for s in ("train", "validation")
+    }
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad],
@@ -429,10 +437,11 @@ def setup(args: argparse.Namespace) -> Run:
     )
     scheduler = make_scheduler(optimizer, args, steps_per_epoch)
     module, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
-        module, optimizer, train_loader, scheduler, *eval_loaders.values()
+        module, optimizer, train_loader, scheduler, *eval_loaders.values(), *probe_loaders.values()
     )
     info = {
         "prefix_cache": cache_note,
+        "num_train_examples": len(data.dataset["train"]),
         "parameters": count_parameters(model),
         "num_processes": accelerator.num_processes,
         "distributed_type": str(accelerator.distributed_type).split(".")[-1],
@@ -446,7 +455,8 @@ def setup(args: argparse.Namespace) -> Run:
         optimizer,
         scheduler,
         train_loader,
-        dict(zip(SPLITS, loaders, strict=True)),
+        dict(zip(SPLITS, loaders[:3], strict=True)),
+        dict(zip(probe_loaders, loaders[3:], strict=True)),
         list(data.label_names),
         Path(tokenizer_folder),
         TrainState(),
@@ -508,35 +518,28 @@ def check_run_dir(args: argparse.Namespace, accelerator: Accelerator) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(run: Run, loader: DataLoader, num_batches: int) -> float:
-    """Mean loss over the first ``num_batches`` batches (the book's ``calc_loss_loader``)."""
+def evaluate_loss(run: Run, loader: DataLoader) -> float:
+    """Mean batch loss over a (probe) loader: the book's ``calc_loss_loader``."""
     run.module.eval()
-    losses = []
-    for i, batch in enumerate(loader):
-        if i >= num_batches:
-            break
-        losses.append(run.module(**batch).loss)
+    losses = torch.stack([run.module(**batch).loss.float() for batch in loader])
     run.module.train()
     # Every process saw its slice of the same global batches: average across them.
-    return run.accelerator.gather(torch.stack(losses)).mean().item()
+    return run.accelerator.gather(losses).mean().item()
 
 
 @torch.no_grad()
-def predict(run: Run, loader: DataLoader, num_batches: int | None = None) -> dict:
+def predict(run: Run, loader: DataLoader) -> dict:
     """Labels, predictions, class probabilities and mean loss, gathered from every process."""
     run.module.eval()
     preds, refs, probs, loss_sum = [], [], [], 0.0
-    for i, batch in enumerate(loader):
-        if num_batches is not None and i >= num_batches:
-            break
+    for batch in loader:
         out = run.module(**batch)
         logits, labels = run.accelerator.gather_for_metrics((out.logits, batch["labels"]))
         preds.append(logits.argmax(-1).cpu())
         refs.append(labels.cpu())
         probs.append(logits.float().softmax(-1).cpu())
-        loss_sum += torch.nn.functional.cross_entropy(
-            logits.float(), labels, reduction="sum"
-        ).item()
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        loss_sum += loss.item()
     run.module.train()
     refs_t = torch.cat(refs)
     return {
@@ -739,8 +742,8 @@ def after_step(run: Run, epoch: int) -> None:
     """The book's periodic loss check (after steps 1, 51, 101, ...) and step checkpoints."""
     args, state = run.args, run.state
     if (state.global_step - 1) % args.eval_freq == 0:
-        train_loss = evaluate_loss(run, run.eval_loaders["train"], args.eval_iter)
-        val_loss = evaluate_loss(run, run.eval_loaders["validation"], args.eval_iter)
+        train_loss = evaluate_loss(run, run.probe_loaders["train"])
+        val_loss = evaluate_loss(run, run.probe_loaders["validation"])
         record = {
             "step": state.global_step,
             "epoch": epoch + 1,
@@ -759,10 +762,9 @@ def after_step(run: Run, epoch: int) -> None:
 def end_epoch(run: Run, epoch: int, seconds: float) -> None:
     """Per-epoch accuracy (the book's 5 batches), summary line, keep-best and checkpoint."""
     args, state, acc = run.args, run.state, run.accelerator
-    train_res = predict(run, run.eval_loaders["train"], args.eval_iter)
-    val_res = predict(
-        run, run.eval_loaders["validation"], None if args.keep_best else args.eval_iter
-    )
+    train_res = predict(run, run.probe_loaders["train"])
+    val_loader = run.eval_loaders if args.keep_best else run.probe_loaders
+    val_res = predict(run, val_loader["validation"])
     record = {
         "step": state.global_step,
         "epoch": epoch + 1,
@@ -839,8 +841,9 @@ def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
 
     with tempfile.TemporaryDirectory(dir=run.args.run_dir, prefix=".staging-") as tmp:
         staging = Path(tmp)
-        write_reports(run, metrics, raw, staging)
-        extra = {p.name: p.read_bytes() for p in staging.iterdir() if p.is_file()}
+        model.config.to_json_file(staging / "config.json")  # for the card; save_pretrained
+        write_reports(run, metrics, raw, staging)  # writes the real one
+        extra = {p.name: p.read_bytes() for p in staging.iterdir() if p.name != "config.json"}
         save_model_folder(
             model, run.args.output_dir, tokenizer_source=run.tokenizer_folder, extra_files=extra
         )
@@ -862,18 +865,28 @@ def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
 
 
 def training_record(run: Run) -> dict:
-    """The settings and facts of this run (read by ``scratchgpt.card``)."""
+    """The flags and facts of this run; ``scratchgpt.card`` reads the named keys."""
     args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.args).items()}
-    return {
-        **args,
-        **run.info,
+    summary = run.info.get("data_summary") or {}
+    card_keys = {
+        "model_name": run.args.output_dir.name,
+        "base_model": run.args.model if run.args.init == "pretrained" else None,
+        "dataset": run.args.dataset or summary.get("source") or run.args.data_file,
+        "dedupe": not run.args.keep_duplicates,
+        "num_epochs": run.args.epochs,
+        "learning_rate": run.args.lr,
+        "lr_scheduler": run.args.lr_schedule,
+        "lora_rank": run.args.lora_r if run.args.trainable == "lora" else None,
+    }
+    progress = {
         "label_names": run.label_names,
         "global_steps": run.state.global_step,
         "epochs_completed": run.state.epoch,
         "examples_seen": run.state.examples_seen,
-        "train_seconds": run.state.elapsed_s,
+        "train_seconds": round(run.state.elapsed_s, 2),
         "best": run.state.best,
     }
+    return {**args, **card_keys, **run.info, **progress}
 
 
 def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from scratchgpt.collate import ClassificationCollator, LengthGroupedBatchSampler
 from scratchgpt.data import (
@@ -74,10 +74,16 @@ def make_train_loader(
     )
 
 
-def make_eval_loader(dataset: Dataset, batch_size: int, collate: Callable) -> DataLoader:
-    """Dataset order, so "the first 5 batches" are the same examples at every evaluation."""
+def make_eval_loader(
+    dataset: Dataset, batch_size: int, collate: Callable, limit: int | None = None
+) -> DataLoader:
+    """Dataset order, so "the first 5 batches" are the same examples at every evaluation;
+    ``limit`` keeps only the first ``limit`` examples."""
+    dataset = _model_columns(dataset)
+    if limit is not None and limit < len(dataset):
+        dataset = Subset(dataset, range(limit))
     return DataLoader(
-        _model_columns(dataset),
+        dataset,
         batch_size=batch_size,
         shuffle=False,
         collate_fn=collate,

@@ -1,0 +1,336 @@
+"""Fine-tuning (``scratchgpt.train``) on tiny models: learning, cache exactness, resume, outputs.
+
+Every run goes through ``train.main`` with real flags, the real data pipeline and a tiny
+3-block model over GPT-2's vocabulary, so what is tested is what users run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scratchgpt import train
+from scratchgpt.folder import save_model_folder
+from scratchgpt.prefix_cache import cache_blocker, frozen_prefix_length
+from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
+from tests.conftest import tiny_config
+
+# Disjoint vocabularies make the task learnable.
+HAM_WORDS = ["see", "you", "at", "home", "later", "tonight", "ok", "thanks", "mum", "dinner"]
+SPAM_WORDS = ["win", "cash", "prize", "free", "claim", "now", "urgent", "txt", "award", "stop"]
+
+
+def toy_messages(n: int = 80, seed: int = 0) -> list[tuple[str, str]]:
+    """A learnable task: ham and spam drawn from disjoint vocabularies, all texts distinct."""
+    rng = random.Random(seed)
+    messages: dict[str, str] = {}
+    while len(messages) < n:
+        label = "spam" if len(messages) % 2 else "ham"
+        words = SPAM_WORDS if label == "spam" else HAM_WORDS
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
+        messages.setdefault(text, label)
+    return [(label, text) for text, label in messages.items()]
+
+
+@pytest.fixture(scope="module")
+def toy_file(tmp_path_factory) -> Path:
+    # 80 distinct messages -> 56 / 8 / 16 rows: every split divides into batches of 4 and 8.
+    path = tmp_path_factory.mktemp("data") / "toy.txt"
+    path.write_text("".join(f"{label}\t{text}\n" for label, text in toy_messages()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, bpe_dir) -> Path:
+    torch.manual_seed(0)
+    model = ScratchGPTForSequenceClassification(tiny_config(n_layers=3, num_labels=2))
+    return save_model_folder(model, tmp_path_factory.mktemp("models") / "tiny3", bpe_dir)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide singletons; each run in this process starts clean."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def flags(tmp: Path, model_dir: Path, data: Path, name: str, *extra: str) -> list[str]:
+    return [
+        "--model", str(model_dir), "--init", "pretrained", "--data-file", str(data),
+        "--output-dir", str(tmp / name), "--cache-dir", str(tmp / "cache"),
+        "--no-tensorboard", "--epochs", "1", "--eval-freq", "2", "--eval-iter", "2",
+        "--lr", "1e-3", *extra,
+    ]  # fmt: skip
+
+
+def step_log(output_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "steps.jsonl").read_text().splitlines()]
+
+
+def weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(output_dir / "model.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path, atol: float) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=key)
+
+
+def assert_same_weights_but_key_bias(a: Path, b: Path, atol: float) -> None:
+    """Equal weights, except the attention key bias, whose gradient is zero in exact arithmetic
+    (softmax ignores a shift shared by all scores of a query): Adam divides its rounding noise
+    by its own tiny magnitude, so that slice drifts at lr scale on any two float paths."""
+    wa, wb = weights(a), weights(b)
+    for key in [k for k in wa if k.endswith("att.qkv.bias")]:
+        emb = wa[key].shape[0] // 3
+        for w in (wa, wb):
+            w[key] = torch.cat([w[key][:emb], w[key][2 * emb :]])  # drop the k slice
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=key)
+
+
+def without_timings(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in records]
+
+
+def losses(records: list[dict]) -> list[float]:
+    return [r[k] for r in records for k in ("train_loss", "val_loss")]
+
+
+# ----------------------------------------------------------------------------- learning + outputs
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory, model_dir, toy_file) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("toy_run")
+    args = flags(tmp, model_dir, toy_file, "out", "--trainable", "all", "--epochs", "4")
+    args.remove("--no-tensorboard")
+    metrics = train.main(args)
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    return tmp / "out", metrics
+
+
+def test_loss_decreases_on_learnable_task(toy_run):
+    output_dir, metrics = toy_run
+    evals = [r for r in step_log(output_dir) if "val_loss" in r and "epoch_end" not in r]
+    assert evals[-1]["train_loss"] < 0.5 * evals[0]["train_loss"]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert metrics["test"]["accuracy"] >= 0.9
+    assert metrics["test"]["num_examples"] == 16
+
+
+def test_output_folder_is_complete(toy_run):
+    output_dir, metrics = toy_run
+    for name in ("config.json", "model.safetensors", "modeling_scratchgpt.py", "vocab.json",
+                 "metrics.json", "training_args.json", "steps.jsonl", "README.md",
+                 "loss-plot.png", "loss-plot.pdf", "accuracy-plot.png", "accuracy-plot.pdf",
+                 "confusion_matrix.png"):  # fmt: skip
+        assert (output_dir / name).is_file(), name
+    assert list(output_dir.glob("events.out.tfevents*")), "TensorBoard events missing"
+    saved = json.loads((output_dir / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == metrics["test"]["accuracy"]
+    assert set(saved) >= {"train", "validation", "test"}
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "ham", "1": "spam"}
+    epochs = [r for r in step_log(output_dir) if r.get("epoch_end")]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
+    checkpoints = sorted(p.name for p in (output_dir.parent / "out.run/checkpoints").iterdir())
+    assert checkpoints == ["step_0000021", "step_0000028"]  # 7 steps/epoch, last 2 kept
+
+
+def test_output_loads_through_auto_api_in_fresh_process(toy_run):
+    output_dir, _ = toy_run
+    text = "win cash prize now"
+    code = f"""
+import json, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+folder = {str(output_dir)!r}
+model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+with torch.no_grad():
+    logits = model(**tok({text!r}, return_tensors="pt")).logits[0].tolist()
+print(json.dumps({{"cls": type(model).__module__, "logits": logits}}))
+"""
+    # Run from an empty folder so the library is not importable from the working tree.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=output_dir.parent, check=True, timeout=300,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["cls"].startswith("transformers_modules")
+    model = ScratchGPTForSequenceClassification.from_pretrained(output_dir).eval()
+    ids = torch.tensor([model_token_ids(output_dir, text)])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits[0]
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, atol=1e-5, rtol=0)
+
+
+def model_token_ids(folder: Path, text: str) -> list[int]:
+    from scratchgpt.tokenizer import load_tiktoken
+
+    return load_tiktoken(folder).encode(text)
+
+
+# ----------------------------------------------------------------------------- prefix cache
+
+
+@pytest.mark.parametrize(
+    ("trainable", "pooling", "frozen"), [("last_block", "last", 2), ("last_layer", "mean", 3)]
+)
+def test_prefix_cache_gives_the_uncached_losses_and_weights(
+    tmp_path, model_dir, toy_file, trainable, pooling, frozen
+):
+    common = ("--trainable", trainable, "--pooling", pooling, "--epochs", "2")
+    train.main(flags(tmp_path, model_dir, toy_file, "cached", *common))
+    fresh_accelerate_state_now()
+    train.main(flags(tmp_path, model_dir, toy_file, "plain", *common, "--prefix-cache", "off"))
+    cached, plain = tmp_path / "cached", tmp_path / "plain"
+    note = json.loads((cached / "training_args.json").read_text())["prefix_cache"]
+    assert note.startswith(f"on: blocks 0..{frozen - 1} ")
+    assert json.loads((plain / "training_args.json").read_text())["prefix_cache"].startswith("off")
+    torch.testing.assert_close(losses(step_log(cached)), losses(step_log(plain)), atol=1e-5,
+                               rtol=0)  # fmt: skip
+    assert_same_weights_but_key_bias(cached, plain, atol=1e-6)
+    # Not vacuous: the trained head moved away from its initial weights.
+    initial = load_file(model_dir / "model.safetensors")["classifier.weight"]
+    assert (weights(cached)["classifier.weight"] - initial).abs().max() > 1e-3
+
+
+def fresh_accelerate_state_now() -> None:
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def tiny_model(**overrides) -> ScratchGPTForSequenceClassification:
+    return ScratchGPTForSequenceClassification(tiny_config(n_layers=3, **overrides))
+
+
+@pytest.mark.parametrize(
+    ("trainable", "frozen"),
+    [("last_layer", 3), ("last_block", 2), ("last_two_blocks", 1), ("all", 0)],
+)
+def test_trainable_modes_freeze_the_book_layers(trainable, frozen):
+    model = train.configure_trainable(tiny_model(), train.parse_args(["--trainable", trainable]))
+    assert frozen_prefix_length(model) == frozen
+    learns = {n.split(".")[0] if n.startswith("classifier") else n
+              for n, p in model.named_parameters() if p.requires_grad}  # fmt: skip
+    assert "classifier" in learns
+    assert ("gpt.final_norm.weight" in learns) == (trainable != "last_layer")
+    assert cache_blocker(model, "NO", False) == (
+        "" if frozen else "the embeddings or the first block are trainable"
+    )
+
+
+def test_prefix_cache_switches_off_when_it_cannot_apply():
+    def blocker(model, trainable, kind="NO"):
+        model = train.configure_trainable(model, train.parse_args(["--trainable", trainable]))
+        return cache_blocker(model, kind, False)
+
+    assert blocker(tiny_model(), "last_block") == ""
+    assert "dropout" in blocker(tiny_model(drop_rate=0.1), "last_block")
+    assert "LoRA" in blocker(tiny_model(), "lora")
+    assert "FSDP" in blocker(tiny_model(), "last_block", "FSDP")
+    assert "trainable" in blocker(tiny_model(), "all")
+
+
+def test_lora_trains_only_adapters_and_head():
+    model = train.configure_trainable(tiny_model(), train.parse_args(["--trainable", "lora"]))
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n or "classifier" in n for n in names)
+    assert any("att.qkv.lora_A" in n for n in names)
+
+
+def test_bad_flags_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypatch):
+    # Dropout (so RNG state matters; it also turns the cache off), accumulation, warmup and
+    # a decaying schedule: everything a resume has to restore.
+    common = ("--trainable", "last_two_blocks", "--drop-rate", "0.1", "--epochs", "2",
+              "--gradient-accumulation-steps", "2", "--lr-schedule", "linear",
+              "--warmup-steps", "2", "--save-steps", "3", "--max-grad-norm", "1.0")  # fmt: skip
+    train.main(flags(tmp_path, model_dir, toy_file, "whole", *common))
+    fresh_accelerate_state_now()
+
+    real_after_step = train.after_step
+
+    def crash_at_step_4(run, epoch):
+        real_after_step(run, epoch)
+        if run.state.global_step == 4:  # mid-epoch: 7 batches = 4 steps/epoch; saved at 3
+            raise SimulatedCrash
+
+    monkeypatch.setattr(train, "after_step", crash_at_step_4)
+    with pytest.raises(SimulatedCrash):
+        train.main(flags(tmp_path, model_dir, toy_file, "split", *common))
+    assert not (tmp_path / "split").exists(), "a crashed run must not leave an output folder"
+    monkeypatch.setattr(train, "after_step", real_after_step)
+    fresh_accelerate_state_now()
+
+    train.main(flags(tmp_path, model_dir, toy_file, "split", *common,
+                     "--resume-from-checkpoint", "latest"))  # fmt: skip
+    assert without_timings(step_log(tmp_path / "split")) == without_timings(
+        step_log(tmp_path / "whole")
+    )
+    assert_same_weights(tmp_path / "split", tmp_path / "whole", atol=0)
+
+
+def test_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path, model_dir, toy_file):
+    args = flags(tmp_path, model_dir, toy_file, "out", "--max-steps", "3", "--save-steps", "2")
+    train.main(args)
+    fresh_accelerate_state_now()
+    with pytest.raises(FileExistsError, match="--resume-from-checkpoint latest"):
+        train.main(args)
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, model_dir, toy_file):
+    script = str(Path(train.__file__).resolve().parents[2] / "scripts" / "finetune.py")
+    common = ("--batch-size", "4", "--epochs", "1")
+    one = [sys.executable, script, *flags(tmp_path, model_dir, toy_file, "one", *common)]
+    two = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+           script, *flags(tmp_path, model_dir, toy_file, "two", *common)]  # fmt: skip
+    for command in (one, two):
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
+    record = json.loads((tmp_path / "two" / "training_args.json").read_text())
+    assert record["num_processes"] == 2 and record["prefix_cache"].startswith("on")
+    assert step_log(tmp_path / "one")[-1]["examples_seen"] == 56
+    assert_same_weights(tmp_path / "one", tmp_path / "two", atol=1e-6)
