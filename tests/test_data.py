@@ -191,6 +191,15 @@ def test_jsonl_integer_labels_and_given_names(tmp_path):
     assert names == ["neg", "pos"] and raw.features["label"].int2str(1) == "pos"
 
 
+def test_byte_order_mark_and_repeated_label_names(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\nhello,a\nbye,b\n")
+    raw, names = read_labelled_file(path)
+    assert raw["text"] == ["hello", "bye"] and names == ["a", "b"]
+    with pytest.raises(DataError, match=r"distinct and non-empty, got \['a', 'a'\]"):
+        read_labelled_file(path, label_names=["a", "a"])
+
+
 def test_tsv_keeps_quotes_literal(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text('text\tlabel\nsay "hi\tx\nbye"\ty\n', encoding="utf-8")

@@ -128,8 +128,9 @@ def _check_text(text: object, source: str, line: int, policy: BadLinePolicy) -> 
 
 def read_sms_lines(path: Path, policy: BadLinePolicy) -> Iterator[RawRecord]:
     """The UCI format: ``label<TAB>text`` per line, no header, no quoting (``"`` is literal)."""
-    # surrogateescape keeps undecodable bytes so the bad line can be reported, not the whole file.
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    # surrogateescape keeps undecodable bytes so the bad line can be reported, not the whole
+    # file; utf-8-sig drops a byte-order mark (Excel writes one) that would glue onto line 1.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         for number, line in enumerate(handle, start=1):
             line = line.rstrip("\r\n")
             label, tab, text = line.partition("\t")
@@ -146,7 +147,7 @@ def read_table(
 ) -> Iterator[RawRecord]:
     """A CSV (quoted fields allowed) or TSV (no quoting, as is usual for TSV) with a header."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting, restkey="\0extra")
         header = reader.fieldnames or []
         for column in (text_column, label_column):
@@ -168,7 +169,7 @@ def read_jsonl(
     path: Path, text_column: str, label_column: str, policy: BadLinePolicy
 ) -> Iterator[RawRecord]:
     """One JSON object per line; labels may be strings or integers."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 policy(path, number, "empty line", line)
@@ -216,6 +217,8 @@ def resolve_labels(
     records: Sequence[RawRecord], label_names: Sequence[str], source: str, policy: BadLinePolicy
 ) -> tuple[list[str], list[int]]:
     """Map each label to its id in ``label_names``; unknown labels are bad lines."""
+    if len(set(label_names)) != len(label_names) or not all(label_names):
+        raise DataError(f"label names must be distinct and non-empty, got {list(label_names)}")
     to_id = {name: i for i, name in enumerate(label_names)}
     texts, ids = [], []
     for record in records:
