@@ -1,0 +1,178 @@
+"""Model card from metrics.json/training_args.json, offline dry run, push failing cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from scratchgpt.card import CardError, card_problems, render_model_card, write_model_card
+from scratchgpt.evaluation import compute_classification_metrics, plot_confusion_matrix
+from scratchgpt.hub import HubPushError, check_folder, push_folder, push_main
+from scratchgpt.paths import REPO_ROOT
+
+# What the trainer writes: its own CLI args (finetune.py's names) plus facts.
+TRAINING_ARGS = {
+    "model": "gpt2-small",
+    "init": "pretrained",
+    "data_file": "/data/sms_spam_collection/SMSSpamCollection",
+    "dataset": None,
+    "keep_duplicates": False,
+    "balance": "undersample",
+    "trainable": "last_block",
+    "epochs": 5,
+    "batch_size": 8,
+    "lr": 5e-05,
+    "weight_decay": 0.1,
+    "seed": 123,
+}
+
+
+def split_metrics(predictions: list[int], references: list[int]) -> dict:
+    return compute_classification_metrics(predictions, references, ["ham", "spam"])
+
+
+@pytest.fixture
+def output_dir(tiny_classifier_dir, tmp_path) -> Path:
+    """A copy of the tiny classifier with the files a finished training run adds."""
+    folder = Path(shutil.copytree(tiny_classifier_dir, tmp_path / "sms-spam"))
+    metrics = {
+        "train": split_metrics([0, 1, 1, 0], [0, 1, 1, 0]),
+        "validation": split_metrics([0, 1, 0, 0, 1], [0, 1, 1, 0, 1]),
+        "test": split_metrics([0, 0, 1, 1, 0, 1, 0], [0, 0, 1, 0, 0, 1, 1]),
+        "train_seconds": 12.5,
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "training_args.json").write_text(json.dumps(TRAINING_ARGS))
+    plot_confusion_matrix(metrics["test"]["confusion_matrix"], ["ham", "spam"], folder / "cm.png")
+    return folder
+
+
+def test_card_metadata_parses_and_carries_metrics_json_numbers(output_dir):
+    path = write_model_card(output_dir, repo_id="me/gpt2-sms-spam")
+    card = ModelCard.load(path)
+    data = card.data
+    assert data.pipeline_tag == "text-classification"
+    assert data.library_name == "transformers"
+    assert data.license == "apache-2.0"
+    assert data.datasets == ["ucirvine/sms_spam"]
+    assert data.base_model == "openai-community/gpt2"
+    assert data.language == "en"
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    found = {(r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
+    for split in ("validation", "test"):
+        assert found[(split, "accuracy")] == pytest.approx(metrics[split]["accuracy"], abs=1e-6)
+        assert found[(split, "f1")] == pytest.approx(metrics[split]["f1_macro"], abs=1e-6)
+        assert found[(split, "recall")] == pytest.approx(metrics[split]["recall_macro"], abs=1e-6)
+    assert found[("test", "accuracy")] == pytest.approx(5 / 7, abs=1e-6)
+    body = card.text
+    assert "| test | 7 | 0.7143 |" in body  # results table row
+    assert "| True | undersample |" in body  # dedupe = not keep_duplicates, balance
+    assert "Almeida" in body and "CC BY 4.0" in body
+    assert "![Cm](cm.png)" in body
+    assert (
+        'pipeline("text-classification", model="me/gpt2-sms-spam", trust_remote_code=True)' in body
+    )
+    assert "| learning rate (AdamW) | `5e-05` |" in body
+    assert card_problems(path.read_text()) == []
+
+
+def test_random_init_card_has_no_base_model(output_dir):
+    args = {**TRAINING_ARGS, "init": "random"}
+    (output_dir / "training_args.json").write_text(json.dumps(args))
+    card = render_model_card(output_dir)
+    assert card.data.base_model is None
+    assert "Trained from random initialisation" in card.text
+    assert not (output_dir / "README.md").exists()  # render only, nothing written
+
+
+def test_card_inputs_errors_name_the_file(output_dir):
+    (output_dir / "metrics.json").write_text(json.dumps({"train": split_metrics([0], [0])}))
+    with pytest.raises(CardError, match=r"metrics.json: needs a 'validation' or 'test' entry"):
+        write_model_card(output_dir)
+    (output_dir / "metrics.json").write_text("{not json")
+    with pytest.raises(CardError, match=r"metrics.json:1: invalid JSON"):
+        write_model_card(output_dir)
+    (output_dir / "training_args.json").unlink()
+    (output_dir / "metrics.json").write_text(json.dumps({"test": split_metrics([0], [0])}))
+    with pytest.raises(CardError, match=r"training_args.json not found"):
+        write_model_card(output_dir)
+    assert not (output_dir / "README.md").exists()
+
+
+def test_card_problems_catch_bad_metadata(output_dir):
+    text = str(render_model_card(output_dir))
+    broken = text.replace("pipeline_tag: text-classification", "pipeline_tag: text-generation")
+    broken = broken.replace("license: apache-2.0", "license: Apache 2.0")
+    problems = card_problems(broken)
+    assert any("pipeline_tag is 'text-generation'" in p for p in problems)
+    assert any("license 'Apache 2.0'" in p for p in problems)
+    no_index = text[: text.index("model-index:")] + "---\n\n# body\n"
+    assert any("model-index has no results" in p for p in card_problems(no_index))
+
+
+def test_dry_run_lists_files_and_loads_in_a_fresh_process(output_dir, capsys):
+    before = sorted(p.name for p in output_dir.iterdir())
+    code = push_main(["--model", str(output_dir), "--repo-id", "me/gpt2-sms-spam", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in [*before, "README.md"]:
+        size = (output_dir / name).stat().st_size if name in before else None
+        line = next(line for line in out.splitlines() if line.strip().startswith(name + " "))
+        if size is not None and size < 1024:
+            assert line.split()[1:3] == [str(size), "B"]
+    assert "(generated from metrics.json)" in out  # README.md would be rendered at push time
+    # trust_remote_code loaded the folder's own copy of the code, not the installed library.
+    assert "loads with trust_remote_code as transformers_modules." in out
+    assert "dry run: nothing uploaded" in out
+    assert sorted(p.name for p in output_dir.iterdir()) == before  # dry run changes nothing
+
+
+def test_dry_run_reports_missing_model_files(output_dir, capsys):
+    (output_dir / "modeling_scratchgpt.py").unlink()
+    code = push_main(["--model", str(output_dir), "--repo-id", "me/x", "--dry-run"])
+    assert code == 1
+    assert "lacks model files: modeling_scratchgpt.py" in capsys.readouterr().out
+
+
+def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
+    assert check_folder(output_dir, load=False).ok
+    monkeypatch.setattr("scratchgpt.hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(HubPushError, match="HF_HUB_OFFLINE is set"):
+        push_folder(output_dir, "me/x")
+    monkeypatch.setattr("scratchgpt.hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("scratchgpt.hub.get_token", lambda: None)
+    with pytest.raises(HubPushError, match="no Hugging Face token"):
+        push_folder(output_dir, "me/x")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_real_push_without_network_fails_cleanly(output_dir, tmp_path):
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_TOKEN": "hf_not_a_real_token",
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf_home"),
+    }
+    script = REPO_ROOT / "scripts" / "push_to_hub.py"
+    args = ["--model", str(output_dir), "--repo-id", "me/x", "--no-load-check"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "could not create the repo on http://127.0.0.1:" in proc.stderr
+    assert "No files were committed" in proc.stderr
+    assert "Traceback" not in proc.stderr
