@@ -219,6 +219,10 @@ def test_hub_path_keeps_classlabel_names_and_rejects_bad_ids(tmp_path, monkeypat
     kwargs = {"text_column": "sentence", "label_column": "y"}
     with pytest.raises(DataError, match=r"hub\[train\]:3: unknown label .* -1"):
         data.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
+    with pytest.raises(
+        DataError, match=r"hub\[train\]: no column 'text' \(has \['sentence', 'y'\]"
+    ):
+        data.read_hub_dataset(str(tmp_path / "hub"), label_column="y")
     policy = BadLinePolicy("skip")
     raw, names = data.read_hub_dataset(str(tmp_path / "hub"), policy=policy, **kwargs)
     assert names == ["neg", "pos"] and raw["text"] == ["good", "bad", "great"]

@@ -55,6 +55,7 @@ PREPARED_META = "scratchgpt_data.json"
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLITS = ("train", "validation", "test")
 FORMATS = ("auto", "sms", "csv", "tsv", "jsonl")
+MAX_INT_CLASSES = 10_000  # integer labels above this are ids of something else, not classes
 
 
 class DataError(ValueError):
@@ -209,7 +210,12 @@ def infer_label_names(records: Sequence[RawRecord]) -> list[str]:
     """Integer labels (0..max) keep their ids; string labels are named in sorted order."""
     labels = {r.label for r in records}
     if labels and all(_int_like(label) for label in labels):
-        return [str(i) for i in range(max(int(label) for label in labels) + 1)]
+        top = max(int(label) for label in labels)
+        if top >= MAX_INT_CLASSES:
+            raise DataError(
+                f"integer label {top} is too large to be a class id; pass --label-names"
+            )
+        return [str(i) for i in range(top + 1)]
     return sorted(str(label) for label in labels)
 
 
@@ -303,6 +309,9 @@ def read_hub_dataset(
             f"could not load Hub dataset {source} ({offline}): {type(err).__name__}: {err}. "
             "Without network access, pass a local copy with --data-file."
         ) from None
+    for column in (text_column, label_column):
+        if column not in raw.column_names:
+            raise DataError(f"{source}: no column {column!r} (has {raw.column_names})")
     feature = raw.features.get(label_column)
     if label_names is None and isinstance(feature, ClassLabel):
         label_names = feature.names
