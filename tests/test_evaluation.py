@@ -102,3 +102,39 @@ def test_plots_are_written_as_png(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "pr.png"]  # no temp files
     with pytest.raises(ValueError, match=r"scores shape \(8, 3\) should be"):
         plot_precision_recall(scores, REFERENCES, ["a", "b"], tmp_path / "bad.png")
+
+
+def test_evaluate_cli_agrees_with_classify_texts(tiny_classifier_dir, tmp_path, capsys):
+    from scratchgpt.evaluation import evaluate_main
+    from scratchgpt.inference import classify_texts, load_classifier
+    from scratchgpt.paths import sms_spam_file
+
+    lines = sms_spam_file().read_text(encoding="utf-8").splitlines()
+    ham = [line for line in lines if line.startswith("ham\t")][:30]
+    spam = [line for line in lines if line.startswith("spam\t")][:10]
+    data = tmp_path / "sample.txt"
+    data.write_text("\n".join(ham + spam) + "\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    argv = ["--model", str(tiny_classifier_dir), "--data-file", str(data), "--split", "all"]
+    argv += ["--keep-duplicates", "--no-cache", "--errors", "3", "--output-dir", str(out)]
+    assert evaluate_main(argv) == 0
+    printed = capsys.readouterr().out
+
+    # Independent path: classify the same texts directly and count by hand.
+    model, folder = load_classifier(tiny_classifier_dir)
+    texts = [line.split("\t", 1)[1] for line in ham + spam]
+    truth = [0] * len(ham) + [1] * len(spam)
+    predicted = [r["label_id"] for r in classify_texts(model, folder, texts)]
+    matrix = [[0, 0], [0, 0]]
+    for t, p in zip(truth, predicted, strict=True):
+        matrix[t][p] += 1
+    saved = json.loads((out / "metrics.json").read_text())["all"]
+    assert saved["confusion_matrix"] == matrix
+    assert saved["num_examples"] == 40
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_matrix.png",
+        "metrics.json",
+        "precision_recall.png",
+    ]
+    mistakes = sum(t != p for t, p in zip(truth, predicted, strict=True))
+    assert f"{min(3, mistakes)} most confident mistakes" in printed
