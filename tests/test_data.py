@@ -319,6 +319,16 @@ def test_download_extracts_and_verifies(tmp_path):
     assert len(calls) == 1
 
 
+def test_failed_download_is_a_data_error_with_a_hint(tmp_path):
+    from scratchgpt.download import DownloadError
+
+    def offline_fetch(url, dest):
+        raise DownloadError(f"cannot reach {url}")
+
+    with pytest.raises(DataError, match="cannot reach https://archive.ics.uci.edu.*--data-file"):
+        data.download_sms_spam(tmp_path, fetch=offline_fetch)
+
+
 def test_extract_refuses_escapes_oversize_and_wrong_content(tmp_path):
     evil = _zip(tmp_path / "evil.zip", {"../SMSSpamCollection": b"ham\thi\n"})
     with pytest.raises(DataError, match="unsafe paths"):
@@ -327,9 +337,9 @@ def test_extract_refuses_escapes_oversize_and_wrong_content(tmp_path):
     with pytest.raises(DataError, match="100-byte cap"):
         extract_member(big, "SMSSpamCollection", tmp_path / "f", max_bytes=100)
     assert not (tmp_path / "f").exists() and not list(tmp_path.glob(".f.*"))
-    with pytest.raises(DataError, match="sha256"):
+    with pytest.raises(DataError, match="sha256 [0-9a-f]{64} != 0000"):
         extract_member(big, "SMSSpamCollection", tmp_path / "f", expected_sha256="0" * 64)
-    assert not (tmp_path / "f").exists()
+    assert not (tmp_path / "f").exists() and not list(tmp_path.glob(".f.*"))
 
 
 # ----------------------------------------------------------------------------- save, CLI

@@ -40,7 +40,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
 from tqdm.auto import tqdm
 
-from scratchgpt.download import download_file
+from scratchgpt.download import DownloadError, download_file
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
@@ -363,7 +363,10 @@ def sms_spam_path(
 def download_sms_spam(cache_dir: Path, fetch: Callable[..., Path] = download_file) -> Path:
     """Download the UCI zip (resumable, atomic) and extract the data file, verified by sha256."""
     folder = cache_dir / "sms_spam_collection"
-    zip_path = fetch(SMS_ZIP_URL, folder / "sms+spam+collection.zip")
+    try:
+        zip_path = fetch(SMS_ZIP_URL, folder / "sms+spam+collection.zip")
+    except DownloadError as err:
+        raise DataError(f"{err}. Offline, pass a local copy with --data-file.") from None
     return extract_member(zip_path, SMS_MEMBER, folder / SMS_MEMBER, expected_sha256=SMS_SHA256)
 
 
@@ -399,22 +402,23 @@ def extract_member(
             raise DataError(f"{zip_path}: expected one {member!r}, found {matches} in {names}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(matches[0]) as src, _atomic_file(dest) as tmp:
-            _copy_capped(src, tmp, max_bytes, f"{zip_path}:{matches[0]}")
-    if expected_sha256 and _sha256(dest) != expected_sha256:
-        actual = _sha256(dest)
-        dest.unlink()
-        raise DataError(f"{zip_path}:{member}: sha256 {actual} != expected {expected_sha256}")
+            actual = _copy_capped(src, tmp, max_bytes, f"{zip_path}:{matches[0]}")
+            if expected_sha256 and actual != expected_sha256:  # checked before the rename
+                raise DataError(f"{zip_path}:{member}: sha256 {actual} != {expected_sha256}")
     return dest
 
 
-def _copy_capped(src: Any, tmp: Path, max_bytes: int, where: str) -> None:
-    written = 0
+def _copy_capped(src: Any, tmp: Path, max_bytes: int, where: str) -> str:
+    """Copy at most ``max_bytes``; return the sha256 of what was copied."""
+    written, digest = 0, hashlib.sha256()
     with open(tmp, "wb") as out:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             written += len(chunk)
             if written > max_bytes:
                 raise DataError(f"{where}: larger than the {max_bytes}-byte cap; not extracted")
+            digest.update(chunk)
             out.write(chunk)
+    return digest.hexdigest()
 
 
 class _atomic_file:
