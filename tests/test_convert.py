@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import split_torch_state_dict_into_shards
+from llms_from_scratch.ch04 import GPTModel  # the book's reference model
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
@@ -216,7 +217,6 @@ def test_transformers_gpt2_classifier_round_trip(tmp_path):
 
 
 def _book_model(qkv_bias: bool = True, seed: int = 0):
-    ch04 = pytest.importorskip("llms_from_scratch.ch04")  # the book's package, a dev dependency
     torch.manual_seed(seed)
     cfg = {
         "vocab_size": HPARAMS["n_vocab"],
@@ -227,7 +227,7 @@ def _book_model(qkv_bias: bool = True, seed: int = 0):
         "drop_rate": 0.0,
         "qkv_bias": qkv_bias,
     }
-    model = ch04.GPTModel(cfg).eval()
+    model = GPTModel(cfg).eval()
     with torch.no_grad():  # LayerNorm params are 1/0 at init: perturb so a swap would show
         for name, param in model.named_parameters():
             if "norm" in name:

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -107,7 +107,7 @@ class _Source:
         self.hint = hint  # what the expected shapes were derived from
         self.used: set[str] = set()
 
-    def names(self) -> set[str]:
+    def names(self) -> KeysView[str]:
         raise NotImplementedError
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -142,7 +142,8 @@ class _Source:
 def _owned(array: np.ndarray, transpose: bool) -> torch.Tensor:
     if transpose:
         array = array.reshape(array.shape[-2:]).T
-    return torch.from_numpy(np.array(array, order="C", copy=True))
+    # The model computes in fp32 (bf16 is slower on these CPUs); one copy does cast + layout.
+    return torch.from_numpy(np.array(array, dtype=np.float32, order="C", copy=True))
 
 
 class _TFSource(_Source):
@@ -150,8 +151,8 @@ class _TFSource(_Source):
         super().__init__(f"{ckpt.prefix}.index", hint)
         self.ckpt = ckpt
 
-    def names(self) -> set[str]:
-        return set(self.ckpt.entries)
+    def names(self) -> KeysView[str]:
+        return self.ckpt.entries.keys()
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.ckpt.shape(name)
@@ -176,8 +177,8 @@ class _TorchSource(_Source):
         self._shapes = shapes
         self._loader = loader
 
-    def names(self) -> set[str]:
-        return set(self._shapes)
+    def names(self) -> KeysView[str]:
+        return self._shapes.keys()
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self._shapes[name]
@@ -186,7 +187,8 @@ class _TorchSource(_Source):
         tensor = self._loader(name)
         if transpose:
             tensor = tensor.reshape(tensor.shape[-2:]).T
-        return tensor.to(torch.float32).contiguous().clone()
+        owned = torch.empty(tensor.shape, dtype=torch.float32)
+        return owned.copy_(tensor)  # one copy does cast, layout and detaching from the file
 
 
 # --- layer layouts --------------------------------------------------------------------------
@@ -709,11 +711,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint-dir",
         type=Path,
+        metavar="PATH",
         help="the input: an OpenAI checkpoint folder, a transformers GPT-2 folder or a book .pth "
         f"file; with --download, where the files go (default ${CACHE_ENV}/openai/SIZE)",
     )
     parser.add_argument(
-        "--output-dir", type=Path, required=True, help="model folder to write (replaced if present)"
+        "--output-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="model folder to write (replaced if present)",
     )
     parser.add_argument(
         "--from",
@@ -725,29 +732,37 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument(
         "--num-labels",
         type=int,
-        help="write a sequence-classification folder with a new seeded head of N labels",
+        metavar="N",
+        help="write a sequence-classification folder with a new seeded head of N labels (a "
+        "fine-tuned classifier input keeps its own head; N must then match it)",
     )
     heads.add_argument(
         "--labels",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        metavar="A,B,...",
         help="like --num-labels, naming the labels in id order, e.g. ham,spam",
     )
     parser.add_argument(
         "--n-heads",
         type=int,
+        metavar="N",
         help="attention heads of a book state_dict whose width is not an OpenAI size",
     )
     parser.add_argument(
         "--tokenizer-dir",
         type=Path,
+        metavar="DIR",
         help="folder with vocab.json+merges.txt or encoder.json+vocab.bpe (default: the input's "
         "own files, else the shared GPT-2 BPE files)",
     )
-    parser.add_argument("--seed", type=int, default=123, help="seed of a new classification head")
+    parser.add_argument(
+        "--seed", type=int, default=123, help="seed of a new classification head (default 123)"
+    )
     parser.add_argument(
         "--max-shard-size",
         default=DEFAULT_MAX_SHARD_SIZE,
-        help="largest safetensors file before the weights are split into shards with an index",
+        help="largest safetensors file before the weights are split into shards with an index "
+        f"(default {DEFAULT_MAX_SHARD_SIZE})",
     )
     parser.add_argument(
         "--no-sample", action="store_true", help="skip the greedy generation sanity check"
