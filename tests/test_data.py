@@ -355,9 +355,14 @@ def test_save_and_load_round_trip(deduped, tmp_path):
         save_prepared(deduped, out)
     with pytest.raises(DataError, match="longer than the model's context length 16"):
         load_prepared(out, gpt2_bpe_dir(), 16)
+    relaid = tmp_path / "relaid"  # same vocabulary, other JSON layout: still accepted
+    relaid.mkdir()
+    vocab = json.loads((gpt2_bpe_dir() / "encoder.json").read_text(encoding="utf-8"))
+    (relaid / "vocab.json").write_text(json.dumps(dict(reversed(vocab.items())), indent=1))
+    shutil.copyfile(gpt2_bpe_dir() / "vocab.bpe", relaid / "merges.txt")
+    assert load_prepared(out, relaid, 1024).label_names == ["ham", "spam"]
     other_vocab = tmp_path / "other"
     other_vocab.mkdir()
-    vocab = json.loads((gpt2_bpe_dir() / "encoder.json").read_text(encoding="utf-8"))
     vocab["extra"] = len(vocab)
     (other_vocab / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     shutil.copyfile(gpt2_bpe_dir() / "vocab.bpe", other_vocab / "merges.txt")

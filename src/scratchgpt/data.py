@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -544,6 +545,21 @@ class TokenizeBatch:
         }
 
 
+def vocab_fingerprint(tokenizer_folder: str | Path) -> str:
+    """sha256 of the vocabulary's content (token -> id), not of the file's bytes: a folder
+    whose vocab.json differs only in JSON layout or key order tokenizes identically."""
+    vocab_file, _ = find_bpe_files(tokenizer_folder)
+    resolved = vocab_file.resolve()
+    return _vocab_fingerprint_cached(str(resolved), resolved.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _vocab_fingerprint_cached(vocab_file: str, mtime_ns: int) -> str:
+    vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
+    canonical = json.dumps(vocab, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def _content_key(dataset: Dataset, *parts: object) -> str:
     """A cache key from the rows themselves plus settings (in-memory fingerprints are random)."""
     digest = hashlib.sha256(repr(parts).encode())
@@ -556,8 +572,7 @@ def tokenize_split(
     dataset: Dataset, tokenizer_folder: Path, max_length: int, cache_dir: Path | None, desc: str
 ) -> Dataset:
     """Tokenize one split through ``Dataset.map(batched=True)``, cached under ``cache_dir``."""
-    vocab_file, _ = find_bpe_files(tokenizer_folder)
-    key = _content_key(dataset, _sha256(vocab_file), max_length, "v1")
+    key = _content_key(dataset, vocab_fingerprint(tokenizer_folder), max_length, "v1")
     cache_file = None
     if cache_dir is not None:
         (cache_dir / "tokenized").mkdir(parents=True, exist_ok=True)
@@ -711,7 +726,7 @@ def build_prepared(
         for split in ("validation", "test"):
             tokenized[split] = tokenize_split(splits[split], folder, pad_length, cache_dir, split)
     summary = DataSummary(source, list(names), len(raw), max_length, pad_to, pad_length, stats)
-    summary.vocab_sha256 = _sha256(find_bpe_files(folder)[0])
+    summary.vocab_sha256 = vocab_fingerprint(folder)
     summary.bad_lines = [str(bad) for bad in policy.skipped]
     _fill_split_summary(summary, tokenized)
     return PreparedData(tokenized, list(names), summary)
@@ -846,7 +861,7 @@ def load_prepared(
             f"longer than the model's context length {context_length}"
         )
     if tokenizer_folder is not None:
-        vocab_sha256 = _sha256(find_bpe_files(tokenizer_folder)[0])
+        vocab_sha256 = vocab_fingerprint(tokenizer_folder)
         if summary.vocab_sha256 != vocab_sha256:
             raise DataError(
                 f"{dataset_dir}: tokenized with another vocabulary (sha256 "
