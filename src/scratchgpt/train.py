@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: what `accelerate config` chose, else no",
     )
     optim.add_argument(
+        "--cpu",
+        action="store_true",
+        help="train on the CPU even if a GPU is present (with no GPU this is automatic, and "
+        "`accelerate launch --multi_gpu --num_processes N` then runs N gloo processes)",
+    )
+    optim.add_argument(
         "--max-steps",
         type=int,
         default=0,
@@ -389,12 +395,24 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
         project_dir=str(args.run_dir), logging_dir=str(args.run_dir / "logs")
     )
     return Accelerator(
+        # Without this, `accelerate launch --multi_gpu` on a machine with no GPU starts N
+        # independent single-process runs; on CPU it selects gloo DDP instead.
+        cpu=args.cpu or not has_accelerator_device(),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.no_tensorboard else "tensorboard",
         project_config=project,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         step_scheduler_with_optimizer=True,
+    )
+
+
+def has_accelerator_device() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or torch.backends.mps.is_available()
+        or bool(xpu is not None and xpu.is_available())
     )
 
 
@@ -947,8 +965,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     restore_best(run)
     metrics, raw = evaluate_splits(run)
     acc.print(evaluation.format_splits_table(metrics))
-    acc.end_training()  # flush TensorBoard before its files are copied
+    for tracker in acc.trackers:
+        tracker.finish()  # flush TensorBoard before its files are copied into the output
     write_outputs(run, metrics, raw)
     acc.wait_for_everyone()
     acc.print(f"wrote {args.output_dir}  (checkpoints in {args.run_dir / CHECKPOINTS})")
+    acc.end_training()  # also ends the process group, so it comes last
     return metrics
