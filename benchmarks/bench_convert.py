@@ -28,6 +28,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 # getrusage peak starts from the RSS of the process it was forked from.
 WRITER = """
 import json, sys, time
+from collections.abc import Mapping
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
@@ -41,16 +42,26 @@ from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 folder, preset = Path(sys.argv[1]), PRESETS[SIZE_TO_PRESET[sys.argv[2]]]
 hp = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": preset["emb_dim"],
       "n_head": preset["n_heads"], "n_layer": preset["n_layers"]}
+class LazyRandom(Mapping):
+    # Generates each tensor when the writer asks for it: one tensor in memory, even for 1558M.
+    def __init__(self, shapes):
+        self.shapes = shapes
+    def __getitem__(self, name):
+        rng = np.random.default_rng(sorted(self.shapes).index(name))
+        return rng.standard_normal(self.shapes[name], dtype=np.float32) * 0.02
+    def __iter__(self):
+        return iter(tqdm(self.shapes, desc="random weights"))
+    def __len__(self):
+        return len(self.shapes)
+
 start = time.perf_counter()
-rng = np.random.default_rng(0)
-arrays = {name: rng.standard_normal(shape, dtype=np.float32) * 0.02
-          for name, shape in tqdm(openai_shapes(hp).items(), desc="random weights")}
+arrays = LazyRandom(openai_shapes(hp))
 write_tf_checkpoint(folder / "model.ckpt", arrays)
 (folder / "hparams.json").write_text(json.dumps(hp))
 (folder / "checkpoint").write_text('model_checkpoint_path: "model.ckpt"\\n')
 for name in ("encoder.json", "vocab.bpe"):
     (folder / name).symlink_to(gpt2_bpe_dir() / name)
-nbytes = sum(a.nbytes for a in arrays.values())
+nbytes = 4 * sum(int(np.prod(shape)) for shape in arrays.shapes.values())
 print(json.dumps({"bytes": nbytes, "seconds": time.perf_counter() - start}))
 """
 
