@@ -390,6 +390,13 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
     }
     assert data.main(argv) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
+    with path.open("a") as handle:
+        handle.write("a line without its label\n")
+    assert data.main(argv + ["--overwrite"]) == 2
+    assert f"error: {path}:42: fewer fields" in capsys.readouterr().err
+    assert data.main(argv + ["--overwrite", "--on-bad-line", "skip"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 bad lines skipped" in printed and f"skipped {path}:42: fewer fields" in printed
 
 
 def test_every_flag_has_help():
