@@ -1,0 +1,140 @@
+"""Classify the SMS test split with a gpt2-small-shaped classifier: ours vs the book's loop.
+
+    python benchmarks/bench_classify.py [--book-messages 160] [--batch-size 32]
+
+Both models have random weights (speed does not depend on them) and the same shape. The book's
+side is ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
+one message at a time, padded to 120 tokens (the book pads to its longest training message).
+Ours is ``scratchgpt.inference.classify_texts``: length-sorted batches padded per batch, last
+non-padding token pooled. The book's loop runs on a random subset (it is slow); ours runs on
+the same subset and on the whole test split. Prints messages/s, the ratio (target >= 6x), and
+the fraction of this machine's measured fp32 matmul peak reached, counting the model FLOPs of
+each message's real tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import matmul_peak_gflops, transformer_forward_flops  # noqa: E402
+from scratchgpt.data import add_data_arguments, prepare_from_args  # noqa: E402
+from scratchgpt.inference import classify_texts  # noqa: E402
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
+from scratchgpt.tokenizer import load_tiktoken  # noqa: E402
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
+from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification  # noqa: E402
+
+BOOK_PAD_LENGTH = 120
+TARGET_RATIO = 6.0
+GPT2_SMALL = {"n_layers": 12, "emb_dim": 768}
+
+
+def sms_test_texts() -> list[str]:
+    """The test split exactly as the trainer builds it by default (dedupe, 70/10/20, seed 123)."""
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser)
+    args = parser.parse_args(["--data-file", str(sms_spam_file()), "--no-cache"])
+    return list(prepare_from_args(args, gpt2_bpe_dir(), 1024).dataset["test"]["text"])
+
+
+def book_model() -> torch.nn.Module:
+    from llms_from_scratch.ch04 import GPTModel
+
+    config = {
+        "vocab_size": 50257,
+        "context_length": 1024,
+        "emb_dim": 768,
+        "n_heads": 12,
+        "n_layers": 12,
+        "drop_rate": 0.0,
+        "qkv_bias": True,
+    }
+    model = GPTModel(config)
+    model.out_head = torch.nn.Linear(768, 2)  # the book's classification head (chapter 6)
+    return model.eval()
+
+
+def time_book(model: torch.nn.Module, texts: list[str]) -> float:
+    from llms_from_scratch.ch06 import classify_review
+
+    tokenizer = load_tiktoken(gpt2_bpe_dir())
+    classify_review(texts[0], model, tokenizer, "cpu", max_length=BOOK_PAD_LENGTH)  # warm-up
+    start = time.perf_counter()
+    for text in tqdm(texts, desc="book classify_review", unit="msg"):
+        classify_review(text, model, tokenizer, "cpu", max_length=BOOK_PAD_LENGTH)
+    return time.perf_counter() - start
+
+
+def time_ours(model: torch.nn.Module, texts: list[str], batch_size: int) -> float:
+    classify_texts(model, gpt2_bpe_dir(), texts[:batch_size], batch_size)  # warm-up
+    start = time.perf_counter()
+    classify_texts(model, gpt2_bpe_dir(), texts, batch_size, progress=True)
+    return time.perf_counter() - start
+
+
+def flops_per_message(texts: list[str], cap: int = 1024) -> float:
+    """Mean model FLOPs of one message over its real tokens (padding excluded)."""
+    encoding = load_tiktoken(gpt2_bpe_dir())
+    lengths = [min(len(ids), cap) for ids in encoding.encode_batch(texts)]
+    total = sum(transformer_forward_flops(batch=1, seq_len=n, **GPT2_SMALL) for n in lengths)
+    return total / len(texts)
+
+
+def report(name: str, messages: int, seconds: float, flops: float, peak: float) -> float:
+    rate = messages / seconds
+    fraction = rate * flops / 1e9 / peak
+    print(
+        f"{name:<34} {messages:>5} msgs {seconds:7.1f} s {rate:8.1f} msg/s  {fraction:6.1%} of peak"
+    )
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--book-messages", type=int, default=160, help="random test messages for the book's loop"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="our messages per batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subset and the weights")
+    args = parser.parse_args()
+
+    texts = sms_test_texts()
+    subset = random.Random(args.seed).sample(texts, min(args.book_messages, len(texts)))
+    torch.manual_seed(args.seed)
+    ours = ScratchGPTForSequenceClassification(ScratchGPTConfig.from_preset("gpt2-small")).eval()
+    book = book_model()
+    peak = matmul_peak_gflops()
+
+    t_book = time_book(book, subset)
+    t_ours_subset = time_ours(ours, subset, args.batch_size)
+    t_ours_full = time_ours(ours, texts, args.batch_size)
+
+    print(
+        f"\nSMS test split: {len(texts)} messages; gpt2-small shape, fp32, "
+        f"{torch.get_num_threads()} threads; measured matmul peak {peak:.0f} GFLOP/s"
+    )
+    flops_subset = flops_per_message(subset)
+    print(f"model FLOPs per message (real tokens, subset): {flops_subset / 1e9:.2f} GFLOP")
+    book_rate = report("book classify_review (pad 120)", len(subset), t_book, flops_subset, peak)
+    ours_rate = report(
+        "ours classify_texts (same subset)", len(subset), t_ours_subset, flops_subset, peak
+    )
+    report(
+        "ours classify_texts (full split)", len(texts), t_ours_full, flops_per_message(texts), peak
+    )
+    ratio = ours_rate / book_rate
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"ratio ours/book: {ratio:.1f}x ({verdict} the {TARGET_RATIO:.0f}x target)")
+
+
+if __name__ == "__main__":
+    main()
