@@ -68,6 +68,7 @@ print(json.dumps({"bytes": nbytes, "seconds": time.perf_counter() - start}))
 # Measures only what conversion costs, after the imports.
 CONVERTER = """
 import json, resource, sys, time
+from pathlib import Path
 import torch
 from scratchgpt.convert import convert
 
@@ -82,8 +83,10 @@ baseline = vm_hwm()
 start = time.perf_counter()
 convert(sys.argv[1], sys.argv[2], progress=False)
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "baseline_rss": baseline, "peak_rss": vm_hwm(),
-                  "getrusage_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+report = {"seconds": seconds, "baseline_rss": baseline, "peak_rss": vm_hwm()}
+report["getrusage_peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+report["shards"] = len(list(Path(sys.argv[2]).glob("*.safetensors")))
+print(json.dumps(report))
 """
 
 
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak RSS: {peak / 1e6:.0f} MB (after imports: {baseline / 1e6:.0f} MB)")
     print(f"  peak RSS / checkpoint size: {peak / size:.2f} (target <= {RSS_TARGET_RATIO})")
     print(f"  (peak - imports) / checkpoint size: {(peak - baseline) / size:.2f}")
+    print(f"safetensors files written: {runs[0]['shards']}")
     rusage = max(r["getrusage_peak"] for r in runs)
     print(f"  getrusage ru_maxrss / checkpoint size: {rusage / size:.2f}")
 
