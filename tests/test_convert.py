@@ -358,6 +358,28 @@ def test_refuses_to_overwrite_its_input(ckpt, capsys):
     assert (ckpt / "model.ckpt.index").is_file()
 
 
+def test_corrupt_pth_and_safetensors(tmp_path, capsys):
+    pth = tmp_path / "broken.pth"
+    pth.write_bytes(b"PK\x03\x04 not really a zip")
+    err = _run_cli_expecting_error(tmp_path, pth, capsys, "--n-heads", "2")
+    assert "broken.pth: cannot load it as a PyTorch state_dict" in err
+    src = tmp_path / "hf"
+    GPT2LMHeadModel(tiny_gpt2_config()).save_pretrained(src)
+    (src / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    err = _run_cli_expecting_error(tmp_path, src, capsys)
+    assert "model.safetensors is not a readable safetensors file" in err
+
+
+def test_bad_hparams_values(tmp_path, ckpt, capsys):
+    hparams = {**HPARAMS, "n_head": 3}  # 16 is not divisible by 3
+    (ckpt / "hparams.json").write_text(json.dumps(hparams))
+    assert "must be divisible by n_heads (3)" in _run_cli_expecting_error(tmp_path, ckpt, capsys)
+    (ckpt / "hparams.json").write_text(json.dumps({**HPARAMS, "n_layer": "2"}))
+    assert "n_layer must be a positive integer, got '2'" in _run_cli_expecting_error(
+        tmp_path, ckpt, capsys
+    )
+
+
 def test_detect_format(tmp_path):
     assert detect_format(FIXTURE) == "openai"
     assert detect_format(FIXTURE / "model.ckpt.index") == "openai"

@@ -295,7 +295,7 @@ def _hf_tensors(
     folder: Path,
 ) -> tuple[str, dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]:
     """(origin, shapes, loader) over the folder's safetensors shards or pytorch_model.bin."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     index = folder / "model.safetensors.index.json"
     if index.is_file():
@@ -314,7 +314,12 @@ def _hf_tensors(
     for name in files:
         if not (folder / name).is_file():
             raise ConversionError(f"safetensors shard {folder / name} does not exist")
-        handles[name] = safe_open(folder / name, framework="pt")
+        try:
+            handles[name] = safe_open(folder / name, framework="pt")
+        except (SafetensorError, OSError) as err:
+            raise ConversionError(
+                f"{folder / name} is not a readable safetensors file: {err}"
+            ) from err
         owner.update({key: name for key in handles[name].keys()})  # noqa: SIM118 (not a dict)
     shapes = {key: tuple(handles[f].get_slice(key).get_shape()) for key, f in owner.items()}
     return str(folder / files[0]), shapes, lambda key: handles[owner[key]].get_tensor(key)
@@ -376,10 +381,11 @@ def read_hf(folder: Path, progress: bool = True) -> SourceWeights:
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     """``torch.load`` restricted to tensors (``weights_only``), memory-mapped when possible."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
-    except Exception as err:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # files from torch < 1.6 cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or unsafe file
         raise ConversionError(f"{path}: cannot load it as a PyTorch state_dict ({err})") from err
     if isinstance(state, dict) and isinstance(state.get("model_state_dict"), dict):
         state = state["model_state_dict"]  # the book's model_and_optimizer.pth
@@ -829,7 +835,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (ConversionError, CheckpointError, DownloadError, FileNotFoundError) as err:
+    except (ConversionError, CheckpointError, DownloadError, ValueError, OSError) as err:
+        # Expected failures (bad input, bad config values, no network, disk) as one line.
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
