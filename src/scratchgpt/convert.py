@@ -25,7 +25,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, KeysView
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -70,7 +70,6 @@ class SourceWeights:
     out_head: torch.Tensor | None = None  # an LM head differing from the token embedding
     classifier: tuple[torch.Tensor, torch.Tensor] | None = None  # fine-tuned (weight, bias)
     id2label: dict[int, str] | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # --- format detection -----------------------------------------------------------------------
@@ -470,9 +469,8 @@ def _read_book_head(src: _Source, weights: SourceWeights) -> None:
         bias = src.get("out_head.bias", (outputs,)) if has_bias else torch.zeros(outputs)
         weights.classifier = (head, bias)
     elif not torch.equal(head, weights.backbone["tok_emb.weight"]):
-        # Trained from scratch with the book's separate head: keep it untied.
+        # Trained from scratch with the book's separate head: keep it (config says untied).
         weights.out_head = head
-        weights.notes.append("out_head differs from tok_emb: written untied")
 
 
 def _tokenizer_in(folder: Path) -> Path | None:
