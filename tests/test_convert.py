@@ -172,10 +172,13 @@ def _write_tokenizer(folder: Path) -> None:
     shutil.copyfile(FIXTURE / "vocab.bpe", folder / "merges.txt")
 
 
-@pytest.mark.parametrize("layout", ["safetensors", "hub-unprefixed", "sharded", "pytorch_bin"])
+@pytest.mark.parametrize(
+    "layout", ["safetensors", "hub-unprefixed", "sharded", "pytorch_bin", "untied"]
+)
 def test_transformers_gpt2_round_trip(tmp_path, layout):
     torch.manual_seed(0)
-    reference = GPT2LMHeadModel(tiny_gpt2_config()).eval()
+    config = tiny_gpt2_config(tie_word_embeddings=layout != "untied")
+    reference = GPT2LMHeadModel(config).eval()
     src = tmp_path / "hf"
     reference.save_pretrained(src, max_shard_size="20KB" if layout == "sharded" else "2GB")
     if layout == "hub-unprefixed":  # openai-community/gpt2 stores keys without "transformer."
@@ -190,6 +193,8 @@ def test_transformers_gpt2_round_trip(tmp_path, layout):
     _write_tokenizer(src)
     assert detect_format(src) == "hf"
     folder = convert(src, tmp_path / "out", progress=False)
+    tied = json.loads((folder / "config.json").read_text())["tie_word_embeddings"]
+    assert tied is (layout != "untied")
     with torch.no_grad():
         expected = reference(TOKENS).logits
     torch.testing.assert_close(lm_logits(folder), expected, atol=1e-5, rtol=1e-5)

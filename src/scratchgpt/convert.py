@@ -366,8 +366,10 @@ def read_hf(folder: Path, progress: bool = True) -> SourceWeights:
     )
     backbone = _read_gpt2_layout(src, arch, "hf", progress)
     weights = SourceWeights(arch, backbone, _tokenizer_in(folder))
-    if "lm_head.weight" in shapes:  # tied to wte in GPT-2; stored by some exports
-        src.get("lm_head.weight", (arch["vocab_size"], arch["emb_dim"]))
+    if "lm_head.weight" in shapes:  # tied to wte in OpenAI's GPT-2; stored by some exports
+        lm_head = src.get("lm_head.weight", (arch["vocab_size"], arch["emb_dim"]))
+        if not torch.equal(lm_head, backbone["tok_emb.weight"]):
+            weights.out_head = lm_head  # an untied model stays untied
     if "score.weight" in shapes:  # GPT2ForSequenceClassification: a bias-free head
         num_labels = shapes["score.weight"][0]
         score = src.get("score.weight", (num_labels, arch["emb_dim"]))
