@@ -7,7 +7,9 @@
 All logic lives in ``scratchgpt.train`` so tests can call it.
 """
 
-from scratchgpt.train import main
+import sys
+
+from scratchgpt.train import cli
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -337,3 +337,53 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, model_dir,
     torch.testing.assert_close(losses(step_log(tmp_path / "one")),
                                losses(step_log(tmp_path / "two")), atol=1e-5, rtol=0)  # fmt: skip
     assert_same_weights_but_key_bias(tmp_path / "one", tmp_path / "two", atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_lora_keep_best_and_cosine_save_a_plain_model(tmp_path, model_dir, toy_file):
+    args = flags(tmp_path, model_dir, toy_file, "lora", "--trainable", "lora", "--epochs", "2",
+                 "--keep-best", "--lr-schedule", "cosine", "--warmup-steps", "2")  # fmt: skip
+    train.main(args)
+    output_dir = tmp_path / "lora"
+    record = json.loads((output_dir / "training_args.json").read_text())
+    assert record["prefix_cache"].startswith("off: LoRA")
+    assert record["best"]["epoch"] in (1, 2)
+    assert Path(record["best"]["checkpoint"]).is_dir()  # kept for the final weights
+    saved = weights(output_dir)
+    assert not [k for k in saved if "lora" in k or "base_model" in k]  # adapters merged
+    assert saved.keys() == load_file(model_dir / "model.safetensors").keys()
+    # Merged adapters changed the attention weights; the embeddings were never trained.
+    initial = load_file(model_dir / "model.safetensors")
+    assert not torch.equal(saved["gpt.blocks.0.att.qkv.weight"],
+                           initial["gpt.blocks.0.att.qkv.weight"])  # fmt: skip
+    assert torch.equal(saved["gpt.tok_emb.weight"], initial["gpt.tok_emb.weight"])
+
+
+def test_gradient_checkpointing_gives_the_same_training(tmp_path, model_dir, toy_file):
+    common = ("--trainable", "all", "--max-steps", "3")
+    train.main(flags(tmp_path, model_dir, toy_file, "plain", *common))
+    fresh_accelerate_state_now()
+    train.main(flags(tmp_path, model_dir, toy_file, "ckpt", *common, "--gradient-checkpointing"))
+    torch.testing.assert_close(
+        losses(step_log(tmp_path / "plain")), losses(step_log(tmp_path / "ckpt")), atol=1e-6, rtol=0
+    )
+    assert_same_weights_but_key_bias(tmp_path / "plain", tmp_path / "ckpt", atol=1e-6)
+
+
+def test_offline_pretrained_points_to_init_random(tmp_path, toy_file, monkeypatch, capsys):
+    from scratchgpt import convert
+    from scratchgpt.download import DownloadError
+
+    def offline(*args, **kwargs):  # the network boundary, as an offline machine meets it
+        raise DownloadError("cannot reach openaipublic.blob.core.windows.net")
+
+    monkeypatch.setenv("SCRATCHGPT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(convert, "download_openai_gpt2", offline)
+    argv = ["--model", "gpt2-small", "--data-file", str(toy_file),
+            "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert train.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "--init random" in err and "cannot reach" in err
+    assert not (tmp_path / "out").exists()

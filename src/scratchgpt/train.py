@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -972,3 +973,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     acc.print(f"wrote {args.output_dir}  (checkpoints in {args.run_dir / CHECKPOINTS})")
     acc.end_training()  # also ends the process group, so it comes last
     return metrics
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``scripts/finetune.py``: expected failures (bad data, no network, an occupied run
+    folder) print one clear line and exit 2; anything else keeps its traceback."""
+    from scratchgpt.data import DataError
+    from scratchgpt.download import DownloadError
+
+    try:
+        main(argv)
+    except (DataError, DownloadError, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

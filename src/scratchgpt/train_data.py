@@ -37,8 +37,16 @@ def model_source(args: argparse.Namespace) -> str | Path:
 
     if args.model in PRESETS and args.init == "pretrained":
         from scratchgpt.convert import ensure_pretrained_folder
+        from scratchgpt.download import DownloadError
 
-        return ensure_pretrained_folder(args.model)
+        try:
+            return ensure_pretrained_folder(args.model)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}\nCould not fetch OpenAI's {args.model} weights (offline?). Train from "
+                "random weights with --init random, or pass a converted model folder with "
+                "--model DIR (scripts/convert_openai_checkpoint.py makes one)."
+            ) from err
     return args.model
 
 
