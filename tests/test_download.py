@@ -22,6 +22,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         server = self.server
         server.requests.append((self.path, self.headers.get("Range")))
+        if self.path == "/slow":
+            # Longer than the client's timeout (an Event: time.sleep is patched by `sleeps`);
+            # the client has hung up by then, so answer nothing.
+            threading.Event().wait(1.0)
+            return
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -112,6 +117,14 @@ def test_gives_up_after_retries_and_keeps_part(server, tmp_path, sleeps):
     assert not dest.exists()  # an interrupted download never looks complete
     assert 0 < (tmp_path / "data.bin.part").stat().st_size < len(PAYLOAD)
     assert len(sleeps) == 2
+
+
+def test_timeout_is_retried_then_reported(server, tmp_path, sleeps):
+    with pytest.raises(DownloadError, match=r"slow after 2 attempts.*timed out"):
+        download_file(
+            _url(server, "/slow"), tmp_path / "slow", timeout=0.2, retries=1, progress=False
+        )
+    assert len(server.requests) == 2 and sleeps == [1.0]
 
 
 def test_404_fails_without_retry(server, tmp_path, sleeps):
