@@ -19,13 +19,14 @@ folder plus metrics, logs and plots); checkpoints and live logs go to ``--run-di
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from scratchgpt import evaluation
+from scratchgpt.folder import TASK_CLASSES, build_model, save_model_folder
 from scratchgpt.plots import plot_curves
 from scratchgpt.prefix_cache import (
     CachedCollator,
@@ -64,7 +66,30 @@ STEP_LOG = "steps.jsonl"
 CHECKPOINTS = "checkpoints"
 
 
+class SetupError(ValueError):
+    """The flags cannot work together in this launch (e.g. batch size vs processes)."""
+
+
+@contextlib.contextmanager
+def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``seconds[name]`` (reported per phase)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+
+
 # ----------------------------------------------------------------------------- arguments
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the uninformative ones (unset options, off switches)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), "
         "through accelerate: `accelerate launch scripts/finetune.py [flags]`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -421,33 +446,22 @@ def setup(args: argparse.Namespace) -> Run:
     """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
     accelerator = make_accelerator(args)
     if args.batch_size % accelerator.num_processes:
-        raise ValueError(
+        raise SetupError(
             f"--batch-size {args.batch_size} must be divisible by the {accelerator.num_processes} "
             "processes (it is the global batch, split across them)"
         )
     check_run_dir(args, accelerator)
     set_seed(args.seed)
-    with accelerator.main_process_first():  # downloads and dataset caches: once per machine
+    seconds: dict[str, float] = {}
+    with timed(seconds, "data_and_model"), accelerator.main_process_first():
+        # Downloads and dataset caches happen once per machine, on the main process first.
         model, data, tokenizer_folder = load_model_and_data(args)
     model = configure_trainable(model, args)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    module, datasets, cache_note = make_training_module(model, data, args, accelerator)
-    if module.start_block:
-        collate = CachedCollator(data.pad_length)
-    else:
-        collate = token_collator(model.config.pad_token_id, data.pad_length)
-    train_loader = make_train_loader(
-        datasets["train"], data.dataset["train"]["length"], args.batch_size, args.seed, collate
-    )
-    eval_loaders = {s: make_eval_loader(datasets[s], args.batch_size, collate) for s in SPLITS}
-    # The book's "first 5 batches" as loaders of their own: breaking out of a prepared loader
-    # early would leave accelerate's end-of-data tracking (and so accumulation) confused.
-    probe = args.eval_iter * args.batch_size
-    probe_loaders = {
-        s: make_eval_loader(datasets[s], args.batch_size, collate, limit=probe)
-        for s in ("train", "validation")
-    }
+    with timed(seconds, "prefix_cache"):
+        module, datasets, cache_note = make_training_module(model, data, args, accelerator)
+    train_loader, eval_loaders, probe_loaders = make_loaders(args, data, datasets, module)
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad],
@@ -466,6 +480,7 @@ def setup(args: argparse.Namespace) -> Run:
         "distributed_type": str(accelerator.distributed_type).split(".")[-1],
         "mixed_precision": accelerator.mixed_precision,
         "data_summary": data.summary.to_dict() if hasattr(data.summary, "to_dict") else None,
+        "seconds": seconds,
     }
     run = Run(
         args,
@@ -486,11 +501,31 @@ def setup(args: argparse.Namespace) -> Run:
     return run
 
 
+def make_loaders(args: argparse.Namespace, data, datasets: dict, module) -> tuple:
+    """Training batches (length-grouped), whole-split evaluation, and the book's probes."""
+    pad_id = module.model.config.pad_token_id
+    if module.start_block:
+        collate = CachedCollator(data.pad_length)
+    else:
+        collate = token_collator(pad_id, data.pad_length)
+    lengths = data.dataset["train"]["length"]
+    train_loader = make_train_loader(
+        datasets["train"], lengths, args.batch_size, args.seed, collate
+    )
+    evals = {s: make_eval_loader(datasets[s], args.batch_size, collate) for s in SPLITS}
+    # The book's "first 5 batches" as loaders of their own: breaking out of a prepared loader
+    # early would leave accelerate's end-of-data tracking (and so accumulation) confused.
+    probe = args.eval_iter * args.batch_size
+    probes = {
+        s: make_eval_loader(datasets[s], args.batch_size, collate, limit=probe)
+        for s in ("train", "validation")
+    }
+    return train_loader, evals, probes
+
+
 def load_model_and_data(args: argparse.Namespace):
     """The model (new head with the data's labels) and the tokenized splits."""
     data, tokenizer_folder, model_source = load_data(args)
-    from scratchgpt.folder import build_model
-
     id2label = dict(enumerate(data.label_names))
     model = build_model(
         model_source,
@@ -697,8 +732,9 @@ def init_trackers(run: Run) -> None:
 def train(run: Run) -> None:
     """The book's ``train_classifier_simple``, through accelerate."""
     args, acc, state = run.args, run.accelerator, run.state
+    total = run.steps_per_epoch * args.epochs
     bar = tqdm(
-        total=run.steps_per_epoch * args.epochs,
+        total=min(total, args.max_steps) if args.max_steps else total,
         initial=state.global_step,
         disable=not acc.is_local_main_process,
         desc="fine-tuning",
@@ -721,7 +757,7 @@ def train(run: Run) -> None:
             after_step(run, epoch)
             if reached_max_steps(run):
                 break
-        if state.batches_in_epoch < len(run.train_loader):
+        if not epoch_done(run):
             break  # stopped inside the epoch by --max-steps: no epoch-end evaluation
         end_epoch(run, epoch, time.perf_counter() - epoch_start)
         if reached_max_steps(run):
@@ -774,13 +810,18 @@ def after_step(run: Run, epoch: int) -> None:
         }
         state.evals.append(record)
         log_record(run, record)
-    if args.save_steps and state.global_step % args.save_steps == 0:
+    # The epoch's last step is saved by end_epoch, with the epoch's results in it.
+    if args.save_steps and state.global_step % args.save_steps == 0 and not epoch_done(run):
         save_checkpoint(run)
+
+
+def epoch_done(run: Run) -> bool:
+    return run.state.batches_in_epoch >= len(run.train_loader)
 
 
 def end_epoch(run: Run, epoch: int, seconds: float) -> None:
     """Per-epoch accuracy (the book's 5 batches), summary line, keep-best and checkpoint."""
-    args, state, acc = run.args, run.state, run.accelerator
+    args, state = run.args, run.state
     train_res = predict(run, run.probe_loaders["train"])
     val_loader = run.eval_loaders if args.keep_best else run.probe_loaders
     val_res = predict(run, val_loader["validation"])
@@ -797,21 +838,29 @@ def end_epoch(run: Run, epoch: int, seconds: float) -> None:
     }
     state.epochs.append(record)
     log_record(run, record)
-    acc.print(
+    say(
+        run,
         f"epoch {epoch + 1}/{args.epochs}  step {state.global_step}  "
         f"train acc {record['train_accuracy']:.2%}  val acc {record['val_accuracy']:.2%}  "
         f"train loss {record['train_loss']:.3f}  val loss {record['val_loss']:.3f}  "
-        f"{seconds:.1f}s"
+        f"{seconds:.1f}s",
     )
     state.epoch, state.batches_in_epoch = epoch + 1, 0
     if args.keep_best and is_better(record, state.best):
         state.best = {
             "epoch": epoch + 1,
+            "step": state.global_step,
             "accuracy": record["val_accuracy"],
             "loss": record["val_loss"],
             "checkpoint": str(checkpoint_dir(run)),
         }
     save_checkpoint(run)
+
+
+def say(run: Run, text: str) -> None:
+    """Print on the main process without breaking the progress bar."""
+    if run.accelerator.is_main_process:
+        tqdm.write(text)
 
 
 def is_better(record: dict, best: dict) -> bool:
@@ -824,7 +873,7 @@ def is_better(record: dict, best: dict) -> bool:
 def restore_best(run: Run) -> None:
     """Load the best epoch's weights (the checkpoint holds them) but keep the full history."""
     best = run.state.best
-    if not run.args.keep_best or not best or best["epoch"] == run.state.epoch:
+    if not run.args.keep_best or not best or best["step"] == run.state.global_step:
         return
     history = run.state.state_dict()
     run.accelerator.load_state(best["checkpoint"])
@@ -844,8 +893,6 @@ def final_model(run: Run) -> torch.nn.Module:
     if hasattr(model, "merge_and_unload"):
         return model.merge_and_unload()
     if str(run.accelerator.distributed_type).endswith("FSDP"):
-        from scratchgpt.folder import TASK_CLASSES
-
         model = TASK_CLASSES["sequence-classification"](model.config)
         model.load_state_dict({k.removeprefix("model."): v for k, v in state_dict.items()})
     return model
@@ -856,8 +903,6 @@ def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
     model = final_model(run)
     if not run.accelerator.is_main_process:
         return run.args.output_dir
-    from scratchgpt.folder import save_model_folder
-
     with tempfile.TemporaryDirectory(dir=run.args.run_dir, prefix=".staging-") as tmp:
         staging = Path(tmp)
         model.config.to_json_file(staging / "config.json")  # for the card; save_pretrained
@@ -962,14 +1007,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f"{run.info['parameters']['total']:,}; {acc.num_processes} process(es), "
         f"{len(run.train_loader)} batches per epoch"
     )
-    train(run)
-    restore_best(run)
-    metrics, raw = evaluate_splits(run)
+    seconds = run.info["seconds"]
+    with timed(seconds, "training"):
+        train(run)
+    with timed(seconds, "final_evaluation"):
+        restore_best(run)
+        metrics, raw = evaluate_splits(run)
     acc.print(evaluation.format_splits_table(metrics))
     for tracker in acc.trackers:
         tracker.finish()  # flush TensorBoard before its files are copied into the output
-    write_outputs(run, metrics, raw)
-    acc.wait_for_everyone()
+    with timed(seconds, "outputs"):
+        write_outputs(run, metrics, raw)
+        acc.wait_for_everyone()
+    acc.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
     acc.print(f"wrote {args.output_dir}  (checkpoints in {args.run_dir / CHECKPOINTS})")
     acc.end_training()  # also ends the process group, so it comes last
     return metrics
@@ -983,7 +1033,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
     try:
         main(argv)
-    except (DataError, DownloadError, FileExistsError, FileNotFoundError) as err:
+    except (DataError, DownloadError, SetupError, FileExistsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
