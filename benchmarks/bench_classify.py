@@ -104,6 +104,9 @@ def main() -> None:
         "--book-messages", type=int, default=160, help="random test messages for the book's loop"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="our messages per batch")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternations of book and ours (shared machines)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and the weights")
     args = parser.parse_args()
 
@@ -112,11 +115,18 @@ def main() -> None:
     torch.manual_seed(args.seed)
     ours = ScratchGPTForSequenceClassification(ScratchGPTConfig.from_preset("gpt2-small")).eval()
     book = book_model()
-    peak = matmul_peak_gflops()
 
-    t_book = time_book(book, subset)
-    t_ours_subset = time_ours(ours, subset, args.batch_size)
-    t_ours_full = time_ours(ours, texts, args.batch_size)
+    # The machine is shared: alternate the two sides in rounds so load changes hit both alike.
+    t_book = t_ours_subset = t_ours_full = peak = 0.0
+    for index in range(args.rounds):
+        # The best matmul rate seen in the run is the ceiling (others' jobs only lower it).
+        peak = max(peak, matmul_peak_gflops())
+        part = subset[index :: args.rounds]
+        t_book += time_book(book, part)
+        t_ours_subset += time_ours(ours, part, args.batch_size)
+        t_ours_full += time_ours(ours, texts, args.batch_size)
+    peak = max(peak, matmul_peak_gflops())
+    t_ours_full /= args.rounds
 
     print(
         f"\nSMS test split: {len(texts)} messages; gpt2-small shape, fp32, "
