@@ -2,27 +2,33 @@
 
 Book side: ``llms_from_scratch.ch06`` (its ``SpamDataset`` padded to the longest training
 message, ``GPTModel`` at gpt2-small shape with a 2-class head, ``calc_loss_batch`` +
-``backward`` + ``AdamW.step`` as in ``train_classifier_simple``). Its 650 steps take ~14 min
-here, so only ``--book-steps`` steps and a few evaluation batches are timed and the rest is
-**projected** (printed as such). Our side is run for real, end to end, with
-``scratchgpt.train.main`` (data, model, prefix cache, 5 epochs, evaluations, final metrics on
-every split, output folder).
+``backward`` + ``AdamW.step`` as in ``train_classifier_simple``, ``calc_accuracy_loader``).
+Our side: ``scratchgpt.train`` (length-grouped per-batch padding, frozen-prefix cache).
 
-Both sides use random weights (no pretrained GPT-2 is reachable here), the balanced SMS data
-(747 + 747 messages; the book's 70/10/20 split sizes), batch 8, AdamW 5e-5 / 0.1.
+The machine is shared, so load changes from minute to minute. Units of work of both sides
+are therefore timed **interleaved** (book step, our steps, book eval batch, our eval batches,
+our cache of a chunk of messages, repeat), and both whole runs are **projected** from those
+unit costs with the book's schedule: 5 epochs of batch 8, losses on 5+5 batches 13 times,
+accuracy on 5+5 batches per epoch, then accuracy on every batch of train/validation/test.
+Our real end-to-end run is also measured once (printed, but load-sensitive).
+
+Both sides use random weights (no pretrained GPT-2 is reachable here) and the book's data:
+747 spam + 747 ham, split 70/10/20.
 
     python benchmarks/bench_finetune.py                 # default recipe + --trainable all
-    python benchmarks/bench_finetune.py --skip-all      # default recipe only
+    python benchmarks/bench_finetune.py --skip-all --skip-end-to-end
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -31,15 +37,15 @@ from torch.utils.data import DataLoader
 
 from scratchgpt import train
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt.prefix_cache import build_prefix_cache
 from scratchgpt.tokenizer import load_tiktoken
 
 BOOK_CONFIG = {"vocab_size": 50257, "context_length": 1024, "emb_dim": 768, "n_heads": 12,
                "n_layers": 12, "drop_rate": 0.0, "qkv_bias": True}  # fmt: skip
-# The book's schedule for its default run: 5 epochs x 130 steps, losses on 5+5 batches at
-# steps 0, 50, ..., 600 (13 times), accuracy on 5+5 batches per epoch, and finally accuracy
-# on the whole train/validation/test loaders (130 + 19 + 38 batches).
-BOOK_EPOCHS, BOOK_STEPS_PER_EPOCH = 5, 130
-BOOK_EVAL_BATCHES = 13 * 10 + BOOK_EPOCHS * 10 + (130 + 19 + 38)
+EPOCHS = 5
+# Evaluation batches of the book's default run: 13 x (5 + 5) loss batches, 5 x (5 + 5)
+# accuracy batches, then every batch of train/validation/test (130 + 19 + 38).
+EVAL_BATCHES = 13 * 10 + EPOCHS * 10 + (130 + 19 + 38)
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,96 +53,87 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-file", type=Path, default=sms_spam_file(),
                         help="the SMS Spam Collection file")  # fmt: skip
     parser.add_argument(
-        "--book-steps",
+        "--rounds",
         type=int,
-        default=8,
-        help="training steps timed on the book's side (after 1 warm-up)",
+        default=6,
+        help="interleaved rounds (each: 1 book step, 1 book eval batch, ...)",
     )
     parser.add_argument(
-        "--book-eval-batches",
+        "--our-steps-per-round",
         type=int,
-        default=4,
-        help="evaluation batches timed on the book's side (after 1 warm-up)",
+        default=10,
+        help="our training steps per round (ours are much cheaper)",
     )
     parser.add_argument(
-        "--our-steps",
-        type=int,
-        default=30,
-        help="steps timed on our side for the per-epoch --trainable all ratio",
+        "--skip-all", action="store_true", help="skip the --trainable all per-epoch comparison"
     )
     parser.add_argument(
-        "--skip-all", action="store_true", help="skip the --trainable all comparison"
+        "--skip-end-to-end", action="store_true", help="skip our measured end-to-end default run"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=torch.get_num_threads(),
-        help="torch CPU threads for both sides",
-    )
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch CPU threads for both sides")  # fmt: skip
     return parser.parse_args()
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 # ----------------------------------------------------------------------------- book side
 
 
-def book_loaders(data_file: Path, folder: Path) -> tuple[DataLoader, DataLoader]:
-    """The book's data preparation, verbatim: balanced, split, CSVs, SpamDataset."""
+class Book:
+    """The book's chapter-6 set-up at gpt2-small shape (random weights)."""
+
+    def __init__(self, data_file: Path, trainable: str) -> None:
+        from llms_from_scratch.ch04 import GPTModel
+
+        self.train_loader, self.eval_loader = book_loaders(data_file)
+        torch.manual_seed(123)
+        self.model = GPTModel(BOOK_CONFIG)
+        self.model.out_head = torch.nn.Linear(BOOK_CONFIG["emb_dim"], 2)
+        if trainable == "last_block":
+            self.model.requires_grad_(False)
+            for part in (self.model.trf_blocks[-1], self.model.final_norm, self.model.out_head):
+                part.requires_grad_(True)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=5e-5, weight_decay=0.1)
+        self.batches = itertools.cycle(self.train_loader)
+        self.steps_per_epoch = len(self.train_loader)
+
+    def step(self) -> None:
+        """The body of ``train_classifier_simple``'s loop."""
+        from llms_from_scratch.ch06 import calc_loss_batch
+
+        inputs, targets = next(self.batches)
+        self.model.train()
+        self.optimizer.zero_grad()
+        loss = calc_loss_batch(inputs, targets, self.model, "cpu")
+        loss.backward()
+        self.optimizer.step()
+
+    def eval_batch(self) -> None:
+        from llms_from_scratch.ch06 import calc_accuracy_loader
+
+        calc_accuracy_loader(self.eval_loader, self.model, "cpu", num_batches=1)
+
+
+def book_loaders(data_file: Path) -> tuple[DataLoader, DataLoader]:
+    """The book's data preparation, verbatim: balanced, split, CSV, SpamDataset, loaders."""
     from llms_from_scratch.ch06 import SpamDataset, create_balanced_dataset, random_split
 
     df = pd.read_csv(data_file, sep="\t", header=None, names=["Label", "Text"], quoting=3)
     balanced = create_balanced_dataset(df)
     balanced["Label"] = balanced["Label"].map({"ham": 0, "spam": 1})
-    train_df, val_df, _ = random_split(balanced, 0.7, 0.1)
-    train_df.to_csv(folder / "train.csv", index=None)
-    val_df.to_csv(folder / "validation.csv", index=None)
+    train_df, _, _ = random_split(balanced, 0.7, 0.1)
     tokenizer = load_tiktoken(gpt2_bpe_dir())  # tiktoken.get_encoding("gpt2") needs network
-    train_ds = SpamDataset(folder / "train.csv", tokenizer=tokenizer)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_df.to_csv(Path(tmp) / "train.csv", index=None)
+        train_ds = SpamDataset(Path(tmp) / "train.csv", tokenizer=tokenizer)
     torch.manual_seed(123)
     loader = DataLoader(train_ds, batch_size=8, shuffle=True, drop_last=True)
-    eval_loader = DataLoader(train_ds, batch_size=8, shuffle=False)
-    print(f"book: {len(train_ds)} training messages padded to {train_ds.max_length} tokens")
-    return loader, eval_loader
-
-
-def book_model(trainable: str) -> torch.nn.Module:
-    """The book's classifier set-up from chapter 6 (random weights here)."""
-    from llms_from_scratch.ch04 import GPTModel
-
-    torch.manual_seed(123)
-    model = GPTModel(BOOK_CONFIG)
-    model.out_head = torch.nn.Linear(BOOK_CONFIG["emb_dim"], 2)
-    if trainable == "last_block":
-        model.requires_grad_(False)
-        for part in (model.trf_blocks[-1], model.final_norm, model.out_head):
-            part.requires_grad_(True)
-    return model
-
-
-def time_book(data_file: Path, trainable: str, steps: int, eval_batches: int) -> dict:
-    """Seconds per training step and per evaluation batch of the book's loop."""
-    from llms_from_scratch.ch06 import calc_accuracy_loader, calc_loss_batch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        loader, eval_loader = book_loaders(data_file, Path(tmp))
-    model = book_model(trainable)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
-    model.train()
-    times = []
-    for i, (inputs, targets) in enumerate(loader):
-        if i > steps:
-            break
-        start = time.perf_counter()
-        optimizer.zero_grad()  # the body of train_classifier_simple's loop
-        loss = calc_loss_batch(inputs, targets, model, "cpu")
-        loss.backward()
-        optimizer.step()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - start)
-    calc_accuracy_loader(eval_loader, model, "cpu", num_batches=1)  # warm-up
-    start = time.perf_counter()
-    calc_accuracy_loader(eval_loader, model, "cpu", num_batches=eval_batches)
-    per_eval = (time.perf_counter() - start) / eval_batches
-    return {"step_s": statistics.mean(times), "eval_batch_s": per_eval}
+    return loader, DataLoader(train_ds, batch_size=8, shuffle=False)
 
 
 # ----------------------------------------------------------------------------- our side
@@ -155,82 +152,140 @@ def reset_accelerate() -> None:
     GradientState._reset_state()
 
 
-def run_ours_end_to_end(data_file: Path, tmp: Path) -> tuple[float, dict, dict]:
-    """Our whole default run, measured: setup, cache, 5 epochs, evaluations, outputs."""
-    start = time.perf_counter()
-    metrics = train.main(our_flags(data_file, tmp / "ours-default"))
-    seconds = time.perf_counter() - start
-    reset_accelerate()
-    record = json.loads((tmp / "ours-default" / "training_args.json").read_text())
-    # Training-loop time (steps + the periodic 5-batch evaluations) over optimizer steps.
-    step = {"step_s": record["train_seconds"] / record["global_steps"]}
-    return seconds, metrics, step
+class Ours:
+    """Our trainer's pieces, set up exactly as ``train.main`` sets them up."""
+
+    def __init__(self, data_file: Path, tmp: Path, trainable: str) -> None:
+        flags = our_flags(data_file, tmp / f"ours-{trainable}", "--trainable", trainable,
+                          "--no-tensorboard")  # fmt: skip
+        self.run = train.setup(train.parse_args(flags))
+        self.batches = itertools.cycle(train.epoch_batches(self.run, 0))
+        self.eval_batches = itertools.cycle(self.run.eval_loaders["train"])
+        self.steps_per_epoch = self.run.steps_per_epoch
+        self.n_messages = self.run.info["num_train_examples"]
+
+    def step(self) -> None:
+        self.run.module.train()
+        train.train_step(self.run, next(self.batches))
+
+    @torch.no_grad()
+    def eval_batch(self) -> None:
+        self.run.module.eval()
+        self.run.module(**next(self.eval_batches))
+
+    def cache_chunk(self, token_ids: list[list[int]]) -> None:
+        """Build the frozen-prefix cache of some messages (what setup does for all)."""
+        module = self.run.accelerator.unwrap_model(self.run.module)
+        build_prefix_cache(module.model, token_ids, module.start_block, self.run.accelerator)
 
 
-def time_our_steps(data_file: Path, tmp: Path, trainable: str, steps: int) -> dict:
-    """Seconds per step over the first ``steps`` batches of a (length-shuffled) epoch."""
-    args = train.parse_args(our_flags(data_file, tmp / f"ours-{trainable}", "--trainable",
-                                      trainable, "--no-tensorboard"))  # fmt: skip
-    run = train.setup(args)
-    run.module.train()
-    times = []
-    for i, batch in enumerate(train.epoch_batches(run, 0)):
-        if i > steps:
-            break
-        start = time.perf_counter()
-        train.train_step(run, batch)
-        if i:
-            times.append(time.perf_counter() - start)
+def all_token_ids(data_file: Path) -> list[list[int]]:
+    """Token ids of the book's 1,494 balanced messages (the cache covers every split)."""
+    from llms_from_scratch.ch06 import create_balanced_dataset
+
+    df = pd.read_csv(data_file, sep="\t", header=None, names=["Label", "Text"], quoting=3)
+    encoding = load_tiktoken(gpt2_bpe_dir())
+    return [encoding.encode(text) for text in create_balanced_dataset(df)["Text"]]
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def time_default(args: argparse.Namespace, tmp: Path) -> dict:
+    """Interleaved unit costs for the default recipe (last block + final norm + head)."""
+    book, ours = Book(args.data_file, "last_block"), Ours(args.data_file, tmp, "last_block")
+    messages = all_token_ids(args.data_file)
+    chunk = len(messages) // args.rounds
+    book.step(), book.eval_batch(), ours.step(), ours.eval_batch()  # warm-up
+    t = {k: [] for k in ("book_step", "book_eval", "our_step", "our_eval", "our_cache")}
+    for r in range(args.rounds):
+        t["book_step"].append(seconds(book.step))
+        t["our_step"] += [seconds(ours.step) for _ in range(args.our_steps_per_round)]
+        t["book_eval"].append(seconds(book.eval_batch))
+        t["our_eval"] += [seconds(ours.eval_batch) for _ in range(3)]
+        piece = messages[r * chunk : (r + 1) * chunk]
+        t["our_cache"].append(seconds(lambda piece=piece: ours.cache_chunk(piece)) / len(piece))
+    unit = {k: statistics.mean(v) for k, v in t.items()}
+    unit["book_steps"] = EPOCHS * book.steps_per_epoch
+    unit["our_steps"] = EPOCHS * ours.steps_per_epoch
+    unit["messages"] = len(messages)
     reset_accelerate()
-    return {"step_s": statistics.mean(times), "steps_per_epoch": len(run.train_loader)}
+    return unit
+
+
+def time_all(args: argparse.Namespace, tmp: Path) -> dict:
+    """Interleaved training-step costs with every parameter trainable (no cache applies)."""
+    book, ours = Book(args.data_file, "all"), Ours(args.data_file, tmp, "all")
+    book.step(), ours.step()  # warm-up
+    t = {"book_step": [], "our_step": []}
+    for _ in range(max(2, args.rounds // 2)):
+        t["book_step"].append(seconds(book.step))
+        t["our_step"] += [seconds(ours.step) for _ in range(3)]
+    unit = {k: statistics.mean(v) for k, v in t.items()}
+    unit |= {"book_epoch_steps": book.steps_per_epoch, "our_epoch_steps": ours.steps_per_epoch}
+    reset_accelerate()
+    return unit
+
+
+def run_ours_end_to_end(args: argparse.Namespace, tmp: Path) -> dict:
+    """Our whole default run, for real: data, model, cache, 5 epochs, evaluations, outputs."""
+    output_dir = tmp / "ours-default"
+    wall = seconds(lambda: train.main(our_flags(args.data_file, output_dir)))
+    reset_accelerate()
+    record = json.loads((output_dir / "training_args.json").read_text())
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    return {"wall": wall, "phases": record["seconds"], "metrics": metrics}
 
 
 # ----------------------------------------------------------------------------- report
 
 
+def report_default(u: dict) -> None:
+    book_total = u["book_steps"] * u["book_step"] + EVAL_BATCHES * u["book_eval"]
+    ours_total = (u["messages"] * u["our_cache"] + u["our_steps"] * u["our_step"]
+                  + EVAL_BATCHES * u["our_eval"])  # fmt: skip
+    print("\n== default recipe: last block + final norm + head, 5 epochs, batch 8 ==")
+    print("unit costs, timed interleaved (mean seconds):")
+    print(f"  training step   book {u['book_step']:.4f}   ours {u['our_step']:.4f}   "
+          f"ratio {u['book_step'] / u['our_step']:.1f}x")  # fmt: skip
+    print(f"  eval batch      book {u['book_eval']:.4f}   ours {u['our_eval']:.4f}   "
+          f"ratio {u['book_eval'] / u['our_eval']:.1f}x")  # fmt: skip
+    print(f"  prefix cache    ours {u['our_cache']:.4f} per message (once, {u['messages']} msgs)")
+    print("whole run PROJECTED from unit costs (no data loading / model init on either side):")
+    print(f"  book {u['book_steps']} steps + {EVAL_BATCHES} eval batches       {book_total:8.1f} s")
+    print(f"  ours cache + {u['our_steps']} steps + {EVAL_BATCHES} eval batches "
+          f"{ours_total:8.1f} s")  # fmt: skip
+    print(f"  end-to-end ratio {book_total / ours_total:.1f}x")
+
+
+def report_all(u: dict) -> None:
+    book_epoch = u["book_epoch_steps"] * u["book_step"]
+    ours_epoch = u["our_epoch_steps"] * u["our_step"]
+    print("\n== --trainable all: training time per epoch (projected from interleaved steps) ==")
+    print(f"  book step {u['book_step']:.3f} s x {u['book_epoch_steps']} = {book_epoch:7.1f} s")
+    print(f"  ours step {u['our_step']:.3f} s x {u['our_epoch_steps']} = {ours_epoch:7.1f} s")
+    print(f"  per-epoch ratio {book_epoch / ours_epoch:.1f}x")
+
+
+def report_end_to_end(e2e: dict) -> None:
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in e2e["phases"].items())
+    accs = "  ".join(f"{s} {m['accuracy']:.2%}" for s, m in e2e["metrics"].items())
+    print("\n== our default run, MEASURED end to end (load-sensitive) ==")
+    print(f"  wall {e2e['wall']:.1f} s   phases: {phases}")
+    print(f"  accuracy (random init): {accs}")
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads; book steps timed: "
-          f"{args.book_steps}, book eval batches timed: {args.book_eval_batches}")  # fmt: skip
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} interleaved rounds")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        book = time_book(args.data_file, "last_block", args.book_steps, args.book_eval_batches)
-        ours_s, metrics, ours_step = run_ours_end_to_end(args.data_file, tmp)
-        report_default(book, ours_s, ours_step, metrics)
+        report_default(time_default(args, tmp))
         if not args.skip_all:
-            book_all = time_book(args.data_file, "all", max(2, args.book_steps // 2), 1)
-            ours_all = time_our_steps(args.data_file, tmp, "all", args.our_steps)
-            report_all(book_all, ours_all)
-
-
-def report_default(book: dict, ours_s: float, ours_step: dict, metrics: dict) -> None:
-    book_train = BOOK_EPOCHS * BOOK_STEPS_PER_EPOCH * book["step_s"]
-    book_total = book_train + BOOK_EVAL_BATCHES * book["eval_batch_s"]
-    print("\n== default recipe (last block + final norm + head, 5 epochs, batch 8) ==")
-    print(f"book  per step (measured)        {book['step_s']:8.3f} s")
-    print(
-        f"ours  per step (measured: loop time incl. its evals / steps){ours_step['step_s']:8.3f} s   "
-        f"ratio {book['step_s'] / ours_step['step_s']:6.1f}x"
-    )
-    print(f"book  eval batch (measured)      {book['eval_batch_s']:8.3f} s")
-    print(
-        f"book  end to end (PROJECTED: {BOOK_EPOCHS * BOOK_STEPS_PER_EPOCH} steps + "
-        f"{BOOK_EVAL_BATCHES} eval batches) {book_total:8.1f} s"
-    )
-    print(f"ours  end to end (MEASURED, incl. data, cache, final eval, outputs) {ours_s:8.1f} s")
-    print(f"end-to-end ratio (projected book / measured ours): {book_total / ours_s:.1f}x")
-    accs = "  ".join(f"{s} {m['accuracy']:.2%}" for s, m in metrics.items())
-    print(f"ours  accuracy (random init): {accs}")
-
-
-def report_all(book: dict, ours: dict) -> None:
-    book_epoch = BOOK_STEPS_PER_EPOCH * book["step_s"]
-    ours_epoch = ours["steps_per_epoch"] * ours["step_s"]
-    print("\n== --trainable all (training time per epoch, projected from timed steps) ==")
-    print(f"book  per step {book['step_s']:.3f} s  -> epoch {book_epoch:7.1f} s")
-    print(f"ours  per step {ours['step_s']:.3f} s  -> epoch {ours_epoch:7.1f} s")
-    print(f"per-epoch ratio: {book_epoch / ours_epoch:.1f}x")
+            report_all(time_all(args, tmp))
+        if not args.skip_end_to_end:
+            report_end_to_end(run_ours_end_to_end(args, tmp))
 
 
 if __name__ == "__main__":
