@@ -14,17 +14,18 @@ Where the speed comes from, compared with the book's loop:
 
 Layout on disk: ``--output-dir`` is written once, atomically, at the end (a complete model
 folder plus metrics, logs and plots); checkpoints and live logs go to ``--run-dir``.
+
+Companions: ``train_args`` (flags), ``train_data`` (batches), ``prefix_cache``,
+``train_outputs`` (checkpoints, step log, output folder), ``plots``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,8 +39,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from scratchgpt import evaluation
-from scratchgpt.folder import TASK_CLASSES, build_model, save_model_folder
-from scratchgpt.plots import plot_curves
+from scratchgpt.folder import build_model
 from scratchgpt.prefix_cache import (
     CachedCollator,
     CachedSplit,
@@ -49,21 +49,24 @@ from scratchgpt.prefix_cache import (
     estimate_cache_bytes,
     frozen_prefix_length,
 )
-from scratchgpt.train_data import (
-    add_data_arguments,
-    load_data,
-    make_eval_loader,
-    make_train_loader,
-    token_collator,
+from scratchgpt.train_args import build_parser, parse_args
+from scratchgpt.train_data import load_data, make_eval_loader, make_train_loader, token_collator
+from scratchgpt.train_outputs import (
+    CHECKPOINTS,
+    checkpoint_dir,
+    init_trackers,
+    log_record,
+    open_step_log,
+    resume,
+    save_checkpoint,
+    write_outputs,
 )
 
-TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
+__all__ = ["build_parser", "cli", "main", "parse_args", "setup", "train"]
+
 TRAINABLE_BLOCKS = {"last_layer": 0, "last_block": 1, "last_two_blocks": 2}
-SCHEDULES = ("constant", "linear", "cosine")
 LORA_TARGETS = ["qkv", "out_proj", "fc", "proj"]
 SPLITS = ("train", "validation", "test")
-STEP_LOG = "steps.jsonl"
-CHECKPOINTS = "checkpoints"
 
 
 class SetupError(ValueError):
@@ -78,225 +81,6 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-# ----------------------------------------------------------------------------- arguments
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except the uninformative ones (unset options, off switches)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """All flags of ``scripts/finetune.py`` (data flags come from ``scratchgpt.data``)."""
-    parser = argparse.ArgumentParser(
-        description="Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), "
-        "through accelerate: `accelerate launch scripts/finetune.py [flags]`.",
-        formatter_class=_HelpFormatter,
-    )
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        default="gpt2-small",
-        help="preset (gpt2-small|medium|large|xl) or a model folder",
-    )
-    model.add_argument(
-        "--init",
-        choices=("pretrained", "random"),
-        default="pretrained",
-        help="pretrained: OpenAI weights (downloaded and converted once); "
-        "random: the preset's shape with fresh weights (works offline)",
-    )
-    model.add_argument(
-        "--trainable",
-        choices=TRAINABLE,
-        default="last_block",
-        help="what learns besides the new head: last_layer = head only; "
-        "last_block / last_two_blocks = those blocks + final norm; all; lora",
-    )
-    model.add_argument("--lora-r", type=int, default=8, help="LoRA rank (--trainable lora)")
-    model.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scaling alpha")
-    model.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on LoRA inputs")
-    model.add_argument(
-        "--pooling",
-        choices=("last", "mean"),
-        default="last",
-        help="classify from the last real token or the mean of real tokens",
-    )
-    model.add_argument(
-        "--drop-rate",
-        type=float,
-        default=0.0,
-        help="dropout in the model (the book fine-tunes with 0.0); >0 turns "
-        "the frozen-prefix cache off",
-    )
-    model.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        help="recompute block activations in backward (large presets, full "
-        "fine-tuning): less memory, ~30%% more compute",
-    )
-
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=5, help="passes over the training split")
-    optim.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="global batch size, split evenly across processes, so results do "
-        "not depend on how many processes run",
-    )
-    optim.add_argument(
-        "--gradient-accumulation-steps",
-        type=int,
-        default=1,
-        help="batches per optimizer step (effective batch = batch size x this)",
-    )
-    optim.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate")
-    optim.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
-    optim.add_argument(
-        "--lr-schedule",
-        choices=SCHEDULES,
-        default="constant",
-        help="after warmup: constant (the book), linear or cosine decay to 0",
-    )
-    optim.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps")
-    optim.add_argument(
-        "--max-grad-norm",
-        type=float,
-        default=0.0,
-        help="clip the gradient norm to this (0 = no clipping, as the book)",
-    )
-    optim.add_argument(
-        "--mixed-precision",
-        choices=("no", "bf16", "fp16"),
-        default=None,
-        help="autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "
-        "default: what `accelerate config` chose, else no",
-    )
-    optim.add_argument(
-        "--cpu",
-        action="store_true",
-        help="train on the CPU even if a GPU is present (with no GPU this is automatic, and "
-        "`accelerate launch --multi_gpu --num_processes N` then runs N gloo processes)",
-    )
-    optim.add_argument(
-        "--max-steps",
-        type=int,
-        default=0,
-        help="stop after this many optimizer steps (0 = run all epochs); for "
-        "smoke tests and benchmarks",
-    )
-    optim.add_argument("--seed", type=int, default=123, help="seed for weights, data and order")
-
-    evals = parser.add_argument_group("evaluation")
-    evals.add_argument(
-        "--eval-freq",
-        type=int,
-        default=50,
-        help="log train/validation loss every this many optimizer steps",
-    )
-    evals.add_argument(
-        "--eval-iter",
-        type=int,
-        default=5,
-        help="batches used for those losses and for the per-epoch accuracy",
-    )
-    evals.add_argument(
-        "--keep-best",
-        action="store_true",
-        help="score the whole validation split after each epoch and keep the "
-        "best epoch's weights (accuracy, then loss) instead of the last",
-    )
-
-    out = parser.add_argument_group("outputs and checkpoints")
-    out.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("outputs/sms-spam"),
-        help="final model folder (+ metrics, logs, plots, card), written atomically at the end",
-    )
-    out.add_argument(
-        "--run-dir",
-        type=Path,
-        default=None,
-        help="checkpoints and live logs (default: <output-dir>.run)",
-    )
-    out.add_argument(
-        "--save-steps",
-        type=int,
-        default=0,
-        help="also checkpoint every this many optimizer steps (0 = per epoch only)",
-    )
-    out.add_argument(
-        "--save-total-limit",
-        type=int,
-        default=2,
-        help="checkpoints kept (the best one under --keep-best is always kept)",
-    )
-    out.add_argument(
-        "--resume-from-checkpoint",
-        default=None,
-        metavar="latest|PATH",
-        help="continue from the newest checkpoint in --run-dir, or from PATH",
-    )
-    out.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start afresh even if --run-dir holds checkpoints of another run",
-    )
-    out.add_argument(
-        "--no-tensorboard",
-        action="store_true",
-        help="skip TensorBoard events (the JSONL step log is always written)",
-    )
-
-    speed = parser.add_argument_group("speed")
-    speed.add_argument(
-        "--prefix-cache",
-        choices=("auto", "off"),
-        default="auto",
-        help="auto: run frozen leading blocks once per message when exact",
-    )
-    speed.add_argument(
-        "--prefix-cache-max-gb",
-        type=float,
-        default=8.0,
-        help="skip the cache if its states would need more memory than this",
-    )
-    add_data_arguments(parser)
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and check flags; errors name the flag and the bad value."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    positive = (
-        "epochs",
-        "batch_size",
-        "gradient_accumulation_steps",
-        "eval_freq",
-        "eval_iter",
-        "save_total_limit",
-        "lora_r",
-    )
-    for name in positive:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("warmup_steps", "max_grad_norm", "save_steps", "max_steps", "weight_decay"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not 0 <= args.drop_rate < 1:
-        parser.error(f"--drop-rate must be in [0, 1), got {args.drop_rate}")
-    if args.run_dir is None:
-        args.run_dir = args.output_dir.with_name(args.output_dir.name + ".run")
-    return args
 
 
 # ----------------------------------------------------------------------------- state
@@ -635,111 +419,6 @@ def evaluate_splits(run: Run) -> tuple[dict, dict]:
     return metrics, raw
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_dir(run: Run) -> Path:
-    return run.args.run_dir / CHECKPOINTS / f"step_{run.state.global_step:07d}"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (incomplete ones are hidden ``.tmp`` folders)."""
-    folder = run_dir / CHECKPOINTS
-    found = folder.glob("step_*") if folder.is_dir() else []
-    return sorted((p for p in found if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
-
-
-def save_checkpoint(run: Run) -> Path:
-    """``accelerator.save_state`` into a temp folder, renamed when every process is done."""
-    final = checkpoint_dir(run)
-    if final.exists():  # the epoch ended on a --save-steps step: already saved
-        return final
-    tmp = final.with_name(f".{final.name}.tmp")
-    acc = run.accelerator
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)  # left by a run that died while saving
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        tmp.rename(final)
-        prune_checkpoints(run)
-    acc.wait_for_everyone()
-    return final
-
-
-def prune_checkpoints(run: Run) -> None:
-    keep = {str(p) for p in list_checkpoints(run.args.run_dir)[-run.args.save_total_limit :]}
-    if run.state.best.get("checkpoint"):
-        keep.add(run.state.best["checkpoint"])
-    for path in list_checkpoints(run.args.run_dir):
-        if str(path) not in keep:
-            shutil.rmtree(path)
-
-
-def resolve_checkpoint(spec: str, run_dir: Path) -> Path:
-    if spec != "latest":
-        path = Path(spec)
-        if not path.is_dir():
-            raise FileNotFoundError(f"--resume-from-checkpoint {spec}: no such checkpoint folder")
-        return path
-    found = list_checkpoints(run_dir)
-    if not found:
-        raise FileNotFoundError(
-            f"--resume-from-checkpoint latest: no checkpoint in {run_dir / CHECKPOINTS}"
-        )
-    return found[-1]
-
-
-def resume(run: Run) -> None:
-    """Restore model, optimizer, schedule, RNG and progress; the loop skips consumed batches."""
-    path = resolve_checkpoint(run.args.resume_from_checkpoint, run.args.run_dir)
-    run.accelerator.load_state(str(path))
-    run.accelerator.print(
-        f"resumed from {path}: epoch {run.state.epoch + 1}, step {run.state.global_step}, "
-        f"{run.state.batches_in_epoch} batches into the epoch"
-    )
-
-
-# ----------------------------------------------------------------------------- logging
-
-
-def log_record(run: Run, record: dict) -> None:
-    """One line in the JSONL step log and the same scalars in TensorBoard (main process)."""
-    if run.accelerator.is_main_process and run.step_log is not None:
-        with open(run.step_log, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-    scalars = {k: v for k, v in record.items() if isinstance(v, float)}
-    if not run.args.no_tensorboard:
-        run.accelerator.log(scalars, step=record["step"])
-
-
-def open_step_log(run: Run) -> None:
-    """On resume, drop the lines the interrupted run wrote after its checkpoint."""
-    run.step_log = run.args.run_dir / STEP_LOG
-    if not run.accelerator.is_main_process:
-        return
-    run.step_log.parent.mkdir(parents=True, exist_ok=True)
-    kept = []
-    if run.args.resume_from_checkpoint and run.step_log.exists():
-        for line in run.step_log.read_text().splitlines():
-            record = json.loads(line)
-            if record["step"] <= run.state.global_step:
-                kept.append(line)
-    run.step_log.write_text("".join(f"{line}\n" for line in kept))
-
-
-def init_trackers(run: Run) -> None:
-    if run.args.no_tensorboard:
-        return
-    # TensorBoard's hparams accept only scalars and strings.
-    config = {
-        k: v if isinstance(v, int | float | str | bool) else str(v)
-        for k, v in vars(run.args).items()
-    }
-    run.accelerator.init_trackers("finetune", config=config)
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -894,112 +573,6 @@ def restore_best(run: Run) -> None:
     run.state.load_state_dict(history)
     run.accelerator.print(
         f"keeping epoch {best['epoch']} (best validation accuracy {best['accuracy']:.2%})"
-    )
-
-
-# ----------------------------------------------------------------------------- outputs
-
-
-def final_model(run: Run) -> torch.nn.Module:
-    """A plain ScratchGPT classifier with the trained weights (LoRA merged), on the CPU."""
-    state_dict = run.accelerator.get_state_dict(run.module)  # gathers FSDP shards
-    model = run.accelerator.unwrap_model(run.module).model
-    if hasattr(model, "merge_and_unload"):
-        return model.merge_and_unload()
-    if str(run.accelerator.distributed_type).endswith("FSDP"):
-        model = TASK_CLASSES["sequence-classification"](model.config)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state_dict.items()})
-    return model
-
-
-def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
-    """Assemble every file in a staging folder, then write the model folder atomically."""
-    model = final_model(run)
-    if not run.accelerator.is_main_process:
-        return run.args.output_dir
-    with tempfile.TemporaryDirectory(dir=run.args.run_dir, prefix=".staging-") as tmp:
-        staging = Path(tmp)
-        model.config.to_json_file(staging / "config.json")  # for the card; save_pretrained
-        write_reports(run, metrics, raw, staging)  # writes the real one
-        extra = {p.name: p.read_bytes() for p in staging.iterdir() if p.name != "config.json"}
-        save_model_folder(
-            model, run.args.output_dir, tokenizer_source=run.tokenizer_folder, extra_files=extra
-        )
-    return run.args.output_dir
-
-
-def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
-    """metrics.json, training_args.json, the step log, TensorBoard events, plots and card."""
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (staging / "training_args.json").write_text(json.dumps(training_record(run), indent=2) + "\n")
-    shutil.copy(run.step_log, staging / STEP_LOG)
-    # Flat copies: the folder is the Hub repo, which finds event files at any depth.
-    for events in (run.args.run_dir / "logs").rglob("events.out.tfevents*"):
-        shutil.copy(events, staging / events.name)
-    write_plots(run, metrics, raw, staging)
-    from scratchgpt.card import write_model_card
-
-    write_model_card(staging)
-
-
-def training_record(run: Run) -> dict:
-    """The flags and facts of this run; ``scratchgpt.card`` reads the named keys."""
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.args).items()}
-    summary = run.info.get("data_summary") or {}
-    card_keys = {
-        "model_name": run.args.output_dir.name,
-        "base_model": run.args.model if run.args.init == "pretrained" else None,
-        "dataset": run.args.dataset or summary.get("source") or run.args.data_file,
-        "dedupe": not run.args.keep_duplicates,
-        "num_epochs": run.args.epochs,
-        "learning_rate": run.args.lr,
-        "lr_scheduler": run.args.lr_schedule,
-        "lora_rank": run.args.lora_r if run.args.trainable == "lora" else None,
-    }
-    progress = {
-        "label_names": run.label_names,
-        "global_steps": run.state.global_step,
-        "epochs_completed": run.state.epoch,
-        "examples_seen": run.state.examples_seen,
-        "train_seconds": round(run.state.elapsed_s, 2),
-        "best": run.state.best,
-    }
-    return {**args, **card_keys, **run.info, **progress}
-
-
-def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
-    evals, epochs = run.state.evals, run.state.epochs
-    if evals:
-        plot_curves(
-            [r["epoch_float"] for r in evals],
-            [r["examples_seen"] for r in evals],
-            [r["train_loss"] for r in evals],
-            [r["val_loss"] for r in evals],
-            "loss",
-            staging / "loss-plot",
-        )
-    if epochs:
-        plot_curves(
-            [r["epoch"] for r in epochs],
-            [r["examples_seen"] for r in epochs],
-            [r["train_accuracy"] for r in epochs],
-            [r["val_accuracy"] for r in epochs],
-            "accuracy",
-            staging / "accuracy-plot",
-        )
-    test = metrics["test"]
-    evaluation.plot_confusion_matrix(
-        test["confusion_matrix"],
-        run.label_names,
-        staging / "confusion_matrix.png",
-        title="Test split",
-    )
-    evaluation.plot_precision_recall(
-        raw["test"]["probabilities"],
-        raw["test"]["references"],
-        run.label_names,
-        staging / "precision_recall.png",
-        title="Test split",
     )
 
 

@@ -1,0 +1,237 @@
+"""What a fine-tuning run writes: checkpoints, the step log, and the final output folder.
+
+Checkpoints (``accelerator.save_state``) and the live step log go to ``--run-dir``; the output
+folder is assembled in a staging folder and written atomically at the end, so a run that dies
+never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from scratchgpt import evaluation
+from scratchgpt.folder import TASK_CLASSES, save_model_folder
+from scratchgpt.plots import plot_curves
+
+if TYPE_CHECKING:
+    from scratchgpt.train import Run
+
+STEP_LOG = "steps.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dir(run: Run) -> Path:
+    return run.args.run_dir / CHECKPOINTS / f"step_{run.state.global_step:07d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (incomplete ones are hidden ``.tmp`` folders)."""
+    folder = run_dir / CHECKPOINTS
+    found = folder.glob("step_*") if folder.is_dir() else []
+    return sorted((p for p in found if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
+
+
+def save_checkpoint(run: Run) -> Path:
+    """``accelerator.save_state`` into a temp folder, renamed when every process is done."""
+    final = checkpoint_dir(run)
+    if final.exists():  # the epoch ended on a --save-steps step: already saved
+        return final
+    tmp = final.with_name(f".{final.name}.tmp")
+    acc = run.accelerator
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)  # left by a run that died while saving
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        tmp.rename(final)
+        prune_checkpoints(run)
+    acc.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(run: Run) -> None:
+    keep = {str(p) for p in list_checkpoints(run.args.run_dir)[-run.args.save_total_limit :]}
+    if run.state.best.get("checkpoint"):
+        keep.add(run.state.best["checkpoint"])
+    for path in list_checkpoints(run.args.run_dir):
+        if str(path) not in keep:
+            shutil.rmtree(path)
+
+
+def resolve_checkpoint(spec: str, run_dir: Path) -> Path:
+    if spec != "latest":
+        path = Path(spec)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--resume-from-checkpoint {spec}: no such checkpoint folder")
+        return path
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"--resume-from-checkpoint latest: no checkpoint in {run_dir / CHECKPOINTS}"
+        )
+    return found[-1]
+
+
+def resume(run: Run) -> None:
+    """Restore model, optimizer, schedule, RNG and progress; the loop skips consumed batches."""
+    path = resolve_checkpoint(run.args.resume_from_checkpoint, run.args.run_dir)
+    run.accelerator.load_state(str(path))
+    run.accelerator.print(
+        f"resumed from {path}: epoch {run.state.epoch + 1}, step {run.state.global_step}, "
+        f"{run.state.batches_in_epoch} batches into the epoch"
+    )
+
+
+# ----------------------------------------------------------------------------- logging
+
+
+def log_record(run: Run, record: dict) -> None:
+    """One line in the JSONL step log and the same scalars in TensorBoard (main process)."""
+    if run.accelerator.is_main_process and run.step_log is not None:
+        with open(run.step_log, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+    scalars = {k: v for k, v in record.items() if isinstance(v, float)}
+    if not run.args.no_tensorboard:
+        run.accelerator.log(scalars, step=record["step"])
+
+
+def open_step_log(run: Run) -> None:
+    """On resume, drop the lines the interrupted run wrote after its checkpoint."""
+    run.step_log = run.args.run_dir / STEP_LOG
+    if not run.accelerator.is_main_process:
+        return
+    run.step_log.parent.mkdir(parents=True, exist_ok=True)
+    kept = []
+    if run.args.resume_from_checkpoint and run.step_log.exists():
+        for line in run.step_log.read_text().splitlines():
+            record = json.loads(line)
+            if record["step"] <= run.state.global_step:
+                kept.append(line)
+    run.step_log.write_text("".join(f"{line}\n" for line in kept))
+
+
+def init_trackers(run: Run) -> None:
+    if run.args.no_tensorboard:
+        return
+    # TensorBoard's hparams accept only scalars and strings.
+    config = {
+        k: v if isinstance(v, int | float | str | bool) else str(v)
+        for k, v in vars(run.args).items()
+    }
+    run.accelerator.init_trackers("finetune", config=config)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def final_model(run: Run) -> torch.nn.Module:
+    """A plain ScratchGPT classifier with the trained weights (LoRA merged), on the CPU."""
+    state_dict = run.accelerator.get_state_dict(run.module)  # gathers FSDP shards
+    model = run.accelerator.unwrap_model(run.module).model
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    if str(run.accelerator.distributed_type).endswith("FSDP"):
+        model = TASK_CLASSES["sequence-classification"](model.config)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state_dict.items()})
+    return model
+
+
+def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
+    """Assemble every file in a staging folder, then write the model folder atomically."""
+    model = final_model(run)
+    if not run.accelerator.is_main_process:
+        return run.args.output_dir
+    with tempfile.TemporaryDirectory(dir=run.args.run_dir, prefix=".staging-") as tmp:
+        staging = Path(tmp)
+        model.config.to_json_file(staging / "config.json")  # for the card; save_pretrained
+        write_reports(run, metrics, raw, staging)  # writes the real one
+        extra = {p.name: p.read_bytes() for p in staging.iterdir() if p.name != "config.json"}
+        save_model_folder(
+            model, run.args.output_dir, tokenizer_source=run.tokenizer_folder, extra_files=extra
+        )
+    return run.args.output_dir
+
+
+def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
+    """metrics.json, training_args.json, the step log, TensorBoard events, plots and card."""
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (staging / "training_args.json").write_text(json.dumps(training_record(run), indent=2) + "\n")
+    shutil.copy(run.step_log, staging / STEP_LOG)
+    # Flat copies: the folder is the Hub repo, which finds event files at any depth.
+    for events in (run.args.run_dir / "logs").rglob("events.out.tfevents*"):
+        shutil.copy(events, staging / events.name)
+    write_plots(run, metrics, raw, staging)
+    from scratchgpt.card import write_model_card
+
+    write_model_card(staging)
+
+
+def training_record(run: Run) -> dict:
+    """The flags and facts of this run; ``scratchgpt.card`` reads the named keys."""
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.args).items()}
+    summary = run.info.get("data_summary") or {}
+    card_keys = {
+        "model_name": run.args.output_dir.name,
+        "base_model": run.args.model if run.args.init == "pretrained" else None,
+        "dataset": run.args.dataset or summary.get("source") or run.args.data_file,
+        "dedupe": not run.args.keep_duplicates,
+        "num_epochs": run.args.epochs,
+        "learning_rate": run.args.lr,
+        "lr_scheduler": run.args.lr_schedule,
+        "lora_rank": run.args.lora_r if run.args.trainable == "lora" else None,
+    }
+    progress = {
+        "label_names": run.label_names,
+        "global_steps": run.state.global_step,
+        "epochs_completed": run.state.epoch,
+        "examples_seen": run.state.examples_seen,
+        "train_seconds": round(run.state.elapsed_s, 2),
+        "best": run.state.best,
+    }
+    return {**args, **card_keys, **run.info, **progress}
+
+
+def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
+    evals, epochs = run.state.evals, run.state.epochs
+    if evals:
+        plot_curves(
+            [r["epoch_float"] for r in evals],
+            [r["examples_seen"] for r in evals],
+            [r["train_loss"] for r in evals],
+            [r["val_loss"] for r in evals],
+            "loss",
+            staging / "loss-plot",
+        )
+    if epochs:
+        plot_curves(
+            [r["epoch"] for r in epochs],
+            [r["examples_seen"] for r in epochs],
+            [r["train_accuracy"] for r in epochs],
+            [r["val_accuracy"] for r in epochs],
+            "accuracy",
+            staging / "accuracy-plot",
+        )
+    test = metrics["test"]
+    evaluation.plot_confusion_matrix(
+        test["confusion_matrix"],
+        run.label_names,
+        staging / "confusion_matrix.png",
+        title="Test split",
+    )
+    evaluation.plot_precision_recall(
+        raw["test"]["probabilities"],
+        raw["test"]["references"],
+        run.label_names,
+        staging / "precision_recall.png",
+        title="Test split",
+    )
