@@ -12,10 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from scratchgpt.paths import REPO_ROOT
-
 METRICS_DIR = Path(__file__).resolve().parent
-SCRIPTS_DIR = REPO_ROOT / "scripts"
 
 
 def _import_evaluate_library() -> ModuleType:
@@ -23,14 +20,15 @@ def _import_evaluate_library() -> ModuleType:
 
     ``python scripts/anything.py`` puts ``scripts/`` first on ``sys.path``, where our
     ``evaluate.py`` command would shadow the library for every script (finetune.py included).
+    Any folder holding a bare ``evaluate.py`` is left out while importing, wherever the
+    scripts were launched from.
     """
     cached = sys.modules.get("evaluate")
     if cached is not None and hasattr(cached, "load"):
         return cached
     sys.modules.pop("evaluate", None)
     saved = sys.path[:]
-    scripts = SCRIPTS_DIR.resolve()
-    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != scripts]
+    sys.path[:] = [p for p in sys.path if not (Path(p or os.getcwd()) / "evaluate.py").is_file()]
     try:
         return importlib.import_module("evaluate")
     finally:
