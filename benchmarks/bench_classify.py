@@ -1,6 +1,6 @@
 """Classify the SMS test split with a gpt2-small-shaped classifier: ours vs the book's loop.
 
-    python benchmarks/bench_classify.py [--book-messages 160] [--batch-size 32]
+    python benchmarks/bench_classify.py [--book-messages 160] [--batch-size 16]
 
 Both models have random weights (speed does not depend on them) and the same shape. The book's
 side is ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument(
         "--book-messages", type=int, default=160, help="random test messages for the book's loop"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="our messages per batch")
+    parser.add_argument("--batch-size", type=int, default=16, help="our messages per batch")
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternations of book and ours (shared machines)"
     )

@@ -285,7 +285,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the PNGs and metrics.json go (default: ./eval-<model name>-<split>)",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    parser.add_argument("--batch-size", type=int, default=16, help="texts per forward pass")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     add_data_arguments(parser, allow_prepared=True)
     return parser
