@@ -18,6 +18,7 @@ once into the model, so peak memory stays near one copy of the weights.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import json
 import os
@@ -99,7 +100,7 @@ def detect_format(path: str | os.PathLike[str]) -> SourceFormat:
 # --- tensor sources with shape checks -------------------------------------------------------
 
 
-class _Source:
+class _Source(abc.ABC):
     """Named tensors of one input; ``get`` checks shapes and records what was used."""
 
     def __init__(self, origin: str, hint: str) -> None:
@@ -107,15 +108,17 @@ class _Source:
         self.hint = hint  # what the expected shapes were derived from
         self.used: set[str] = set()
 
+    @abc.abstractmethod
     def names(self) -> KeysView[str]:
-        raise NotImplementedError
+        """Implemented per source format."""
 
+    @abc.abstractmethod
     def shape(self, name: str) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Implemented per source format."""
 
+    @abc.abstractmethod
     def load(self, name: str, transpose: bool) -> torch.Tensor:
         """An owned fp32 copy (see :func:`_owned`)."""
-        raise NotImplementedError
 
     def get(self, name: str, shape: tuple[int, ...], transpose: bool = False) -> torch.Tensor:
         if name not in self.names():
@@ -579,7 +582,7 @@ def _new_head(config: ScratchGPTConfig, seed: int) -> tuple[torch.Tensor, torch.
     return weight * config.initializer_range, torch.zeros(config.num_labels)
 
 
-def build_model(
+def assemble_model(
     weights: SourceWeights, config: ScratchGPTConfig, classifier: bool, seed: int = 123
 ) -> ScratchGPTForCausalLM | ScratchGPTForSequenceClassification:
     """Put the converted tensors into a model without a throwaway random initialisation."""
@@ -620,7 +623,7 @@ def convert_model(
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else weights.tokenizer_dir or gpt2_bpe_dir()
     config = build_config(weights, tok_dir, num_labels, labels)
     classifier = weights.classifier is not None or num_labels is not None or labels is not None
-    return build_model(weights, config, classifier, seed), tok_dir
+    return assemble_model(weights, config, classifier, seed), tok_dir
 
 
 def convert(
