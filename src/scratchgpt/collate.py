@@ -28,6 +28,20 @@ from torch.utils.data import DataLoader, Sampler
 PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, also the model config's pad_token_id
 
 
+def right_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to ``width`` (default: the longest): ``(input_ids,
+    attention_mask)``, both (B, T). The one padding routine of training, caching and inference."""
+    width = width if width is not None else max(len(seq) for seq in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, : len(seq)] = 1
+    return input_ids, attention_mask
+
+
 @dataclass
 class ClassificationCollator:
     """Right-pads a batch to its longest message (or a fixed ``pad_to_length``).
@@ -67,11 +81,7 @@ class ClassificationCollator:
         if empty:
             raise ValueError(f"batch positions {empty} have no input_ids (empty message)")
         width = self.padded_length(max(len(seq) for seq in sequences))
-        input_ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-            attention_mask[row, : len(seq)] = 1
+        input_ids, attention_mask = right_pad(sequences, self.pad_token_id, width)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         labels = _labels(features)
         if labels is not None:

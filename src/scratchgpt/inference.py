@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from scratchgpt.collate import SortedBatchSampler, right_pad
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
 
 DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
@@ -64,22 +65,14 @@ def encode_texts(
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first (memory peaks early)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return list(SortedBatchSampler(lengths, batch_size))
 
 
 def pad_batch(
     rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest row: ``(input_ids, attention_mask)``, both (B, T)."""
-    width = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention_mask[i, : len(row)] = 1
+    """Right-pad to the longest row, on ``device``: ``(input_ids, attention_mask)``, (B, T)."""
+    input_ids, attention_mask = right_pad(rows, pad_id)
     return input_ids.to(device), attention_mask.to(device)
 
 

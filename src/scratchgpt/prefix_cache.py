@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from scratchgpt.collate import right_pad
+
 HIDDEN_STATES = "hidden_states"
 
 
@@ -154,7 +156,7 @@ def _run_prefix(model, token_ids, indices, start_block, accelerator, batch_size)
     pieces = []
     for start in range(0, len(indices), batch_size):
         chunk = [list(token_ids[i]) for i in indices[start : start + batch_size]]
-        input_ids, mask = _right_pad(chunk, pad_id=0)
+        input_ids, mask = right_pad(chunk, pad_id=0)
         with accelerator.autocast():
             hidden = classifier.embed_and_run_blocks(
                 input_ids.to(accelerator.device), mask.to(accelerator.device), start_block
@@ -175,16 +177,6 @@ def _gather_parts(local: torch.Tensor, part_tokens: list[int], accelerator) -> l
     padded[: local.shape[0]] = local
     everything = accelerator.gather(padded.to(accelerator.device)).cpu()  # (P * width, E)
     return [everything[p * width : p * width + n] for p, n in enumerate(part_tokens)]
-
-
-def _right_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return input_ids, mask
 
 
 class CachedSplit(Dataset):
