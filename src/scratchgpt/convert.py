@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from scratchgpt.download import OPENAI_GPT2_SIZES, DownloadError, download_openai_gpt2
 from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, is_model_folder, save_model_folder
-from scratchgpt.paths import gpt2_bpe_dir
+from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
+from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tf_checkpoint import CheckpointError, TFCheckpoint, resolve_prefix
 from scratchgpt.tokenizer import ENDOFTEXT, find_bpe_files, load_tiktoken
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
@@ -50,7 +51,6 @@ SOURCE_FORMATS: tuple[str, ...] = ("openai", "hf", "book")
 SIZE_TO_PRESET = dict(zip(OPENAI_GPT2_SIZES, PRESETS, strict=True))
 # The book's state_dict does not record the head count; OpenAI's sizes fix it per width.
 HEADS_BY_WIDTH = {preset["emb_dim"]: preset["n_heads"] for preset in PRESETS.values()}
-CACHE_ENV = "SCRATCHGPT_CACHE"
 SANITY_PROMPT = "Every effort moves you"
 # transformers GPT-2 buffers that are not weights (old checkpoints store the causal mask).
 HF_IGNORED = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$")
@@ -650,18 +650,12 @@ def _check_output(source: Path, output_dir: Path) -> None:
         )
 
 
-def pretrained_cache_dir() -> Path:
-    """Where presets are downloaded and converted: ``$SCRATCHGPT_CACHE`` or ~/.cache/scratchgpt."""
-    override = os.environ.get(CACHE_ENV)
-    return Path(override) if override else Path.home() / ".cache" / "scratchgpt"
-
-
 def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The converted model folder of an OpenAI preset, downloading and converting it once."""
     sizes = {name: size for size, name in SIZE_TO_PRESET.items()}
     if preset not in sizes:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(sizes)}")
-    root = Path(cache_dir) if cache_dir is not None else pretrained_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / preset
     if is_model_folder(folder):
         return folder
@@ -803,7 +797,7 @@ def _input_path(args: argparse.Namespace) -> Path:
     if args.download:
         if args.model_size is None:
             raise ConversionError("--download needs --model-size (124M, 355M, 774M or 1558M)")
-        dest = args.checkpoint_dir or pretrained_cache_dir() / "openai" / args.model_size
+        dest = args.checkpoint_dir or default_cache_dir() / "openai" / args.model_size
         return download_openai_gpt2(args.model_size, dest)
     if args.checkpoint_dir is None:
         raise ConversionError("pass the input with --checkpoint-dir, or fetch it with --download")

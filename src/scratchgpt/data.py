@@ -41,7 +41,6 @@ import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from scratchgpt.data_sources import (
-    CACHE_ENV,
     FORMATS,
     SMS_LABELS,
     SMS_SHA256,
@@ -49,14 +48,14 @@ from scratchgpt.data_sources import (
     BadLine,
     BadLinePolicy,
     DataError,
-    default_cache_dir,
     download_sms_spam,
     extract_member,
     read_hub_dataset,
     read_labelled_file,
     sms_spam_path,
 )
-from scratchgpt.paths import gpt2_bpe_dir
+from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
+from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
 __all__ = [

@@ -26,6 +26,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from tqdm.auto import tqdm
 
 from scratchgpt.download import DownloadError, download_file
+from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.paths import sms_spam_file
 
 SMS_ZIP_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
@@ -34,7 +35,6 @@ SMS_SHA256 = "edc1f2ca36319ca36c6f80fede2f6ae5f81335289352485f3924df077ec20266"
 SMS_LABELS = ("ham", "spam")
 # The real file is 478 kB; anything far bigger in the zip is not the data set (zip bomb guard).
 MAX_EXTRACT_BYTES = 16 * 1024 * 1024
-CACHE_ENV = "SCRATCHGPT_CACHE"
 FORMATS = ("auto", "sms", "csv", "tsv", "jsonl")
 MAX_INT_CLASSES = 10_000  # integer labels above this are ids of something else, not classes
 
@@ -323,12 +323,6 @@ def _labelled_dataset(
 
 
 # ----------------------------------------------------------------------------- SMS download
-
-
-def default_cache_dir() -> Path:
-    """``$SCRATCHGPT_CACHE`` or ``~/.cache/scratchgpt``."""
-    override = os.environ.get(CACHE_ENV)
-    return Path(override) if override else Path.home() / ".cache" / "scratchgpt"
 
 
 def _sha256(path: Path) -> str:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 SHARED_DATA_ENV = "SCRATCHGPT_SHARED_DATA"
+CACHE_ENV = "SCRATCHGPT_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,3 +28,10 @@ def gpt2_bpe_dir() -> Path:
 def sms_spam_file() -> Path:
     """The UCI ``SMSSpamCollection`` file (``label<TAB>text`` per line)."""
     return shared_data_dir() / "sms_spam_collection" / "SMSSpamCollection"
+
+
+def cache_dir() -> Path:
+    """Downloads, converted presets and tokenized data: ``$SCRATCHGPT_CACHE`` or
+    ``~/.cache/scratchgpt``."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path.home() / ".cache" / "scratchgpt"
