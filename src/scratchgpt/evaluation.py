@@ -254,6 +254,7 @@ def format_errors(errors: Sequence[dict], label_names: Sequence[str], width: int
 
 def build_evaluate_parser() -> argparse.ArgumentParser:
     from scratchgpt.data import add_data_arguments
+    from scratchgpt.inference import DEFAULT_BATCH_SIZE, add_prepack_argument, positive_int
 
     parser = argparse.ArgumentParser(
         prog="evaluate.py",
@@ -285,8 +286,14 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the PNGs and metrics.json go (default: ./eval-<model name>-<split>)",
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="texts per forward pass")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help="texts per forward pass (default: %(default)s)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    add_prepack_argument(parser)
     add_data_arguments(parser, allow_prepared=True)
     return parser
 
@@ -322,8 +329,9 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     to_model = _model_label_ids(prepared.label_names, names)
     references = [to_model[label] for label in rows["label"]]
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 50256
-    probs = predict_probabilities(model, rows["input_ids"], pad_id, args.batch_size, progress=True)
-    probs = probs.numpy()
+    probs = predict_probabilities(
+        model, rows["input_ids"], pad_id, args.batch_size, progress=True, prepack=args.prepack
+    ).numpy()
     metrics = compute_classification_metrics(probs.argmax(axis=1).tolist(), references, names)
     out = args.output_dir or Path(f"eval-{Path(folder).name}-{args.split}")
     title = f"{Path(folder).name}, {args.split} split"

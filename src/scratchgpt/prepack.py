@@ -1,0 +1,105 @@
+"""Pre-packed linear weights for fast CPU inference (oneDNN), switched on and off around a call.
+
+A CPU GEMM first rearranges ("packs") the weight matrix into the blocked layout its kernel
+reads. ``F.linear`` repeats that for every call; a classifier calls each linear layer once per
+batch, and at the few hundred rows of a batch of SMS messages the repacking is a visible part of
+the work. oneDNN can pack a weight once (``mkldnn._reorder_linear_weight``) and multiply with
+the packed copy (``mkldnn._linear_pointwise``) -- the same two ops PyTorch's own compiler emits
+for frozen CPU linears. Measured here (2 cores, gpt2-small, SMS test split): 30.6 -> 33.1
+messages/s, logits equal to 1e-6.
+
+``prepacked_linears(model)`` is a context manager: inside it every ``nn.Linear`` of the model
+runs on a packed copy of its weight (inference only: the packed op has no gradient); on exit
+the modules are exactly as before, the packed copies freed. The copies cost as much memory as
+the linear weights, so ``"auto"`` packs only where that fits comfortably (fp32 on CPU, oneDNN
+present, weights under a quarter of physical memory). Anything else runs the plain model.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+from torch import nn
+
+Prepack = bool | Literal["auto"]
+
+_MEMORY_FRACTION = 4  # "auto" packs only if the extra copy is under 1/4 of physical memory
+
+
+def packing_supported() -> bool:
+    """Whether this PyTorch build has oneDNN's packed-linear ops."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(
+            torch.ops.mkldnn, "_linear_pointwise"
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _packable_linears(model: nn.Module) -> list[nn.Linear]:
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.Linear)
+        and module.weight.device.type == "cpu"
+        and module.weight.dtype == torch.float32
+    ]
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def should_prepack(model: nn.Module, prepack: Prepack = "auto") -> bool:
+    """Resolve ``prepack`` (True, False or "auto") for ``model`` on this machine."""
+    if prepack is False or not packing_supported():
+        return False
+    linears = _packable_linears(model)
+    if not linears:
+        return False
+    if prepack is True:
+        return True
+    weight_bytes = sum(m.weight.numel() * m.weight.element_size() for m in linears)
+    memory = _physical_memory_bytes()
+    return memory is None or weight_bytes * _MEMORY_FRACTION <= memory
+
+
+def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    # The packed op takes 2-D input; fold the leading dimensions and restore them after.
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.ops.mkldnn._linear_pointwise(rows, self._packed_weight, self.bias, "none", [], "")
+    return out.view(*x.shape[:-1], out.shape[-1])
+
+
+@contextmanager
+def prepacked_linears(model: nn.Module, prepack: Prepack = "auto") -> Iterator[bool]:
+    """Run ``model``'s fp32 CPU linears on packed weights inside the block; yields whether it did.
+
+    Use under ``torch.inference_mode()``: the packed op has no backward. On exit, normal or by
+    exception, every module is restored (its own ``forward``, no extra attributes).
+    """
+    if not should_prepack(model, prepack):
+        yield False
+        return
+    linears = _packable_linears(model)
+    try:
+        for module in linears:
+            module._packed_weight = torch.ops.mkldnn._reorder_linear_weight(
+                module.weight.detach(), None
+            )
+            module.forward = types.MethodType(_packed_forward, module)
+        yield True
+    finally:
+        for module in linears:
+            module.__dict__.pop("forward", None)
+            module.__dict__.pop("_packed_weight", None)
