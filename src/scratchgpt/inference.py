@@ -4,7 +4,8 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 ``classify_texts`` instead sorts the texts by token count, cuts the sorted list into batches
 (so each batch holds messages of similar length), pads each batch only to its own longest
 message with an attention mask, and returns the results in the input order. The model pools
-the last non-padding token, so padding never changes a prediction.
+the last non-padding token, so padding never changes a prediction. On CPU the linear weights
+are packed once for oneDNN for the whole call (``scratchgpt.prepack``).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ reads. ``F.linear`` repeats that for every call; a classifier calls each linear 
 batch, and at the few hundred rows of a batch of SMS messages the repacking is a visible part of
 the work. oneDNN can pack a weight once (``mkldnn._reorder_linear_weight``) and multiply with
 the packed copy (``mkldnn._linear_pointwise``) -- the same two ops PyTorch's own compiler emits
-for frozen CPU linears. Measured here (2 cores, gpt2-small, SMS test split): 30.6 -> 33.1
-messages/s, logits equal to 1e-6.
+for frozen CPU linears. Measured by benchmarks/bench_classify.py (2 cores, gpt2-small, SMS
+test split): 28.3 -> 31.3 messages/s; class probabilities equal to 1e-6.
 
 ``prepacked_linears(model)`` is a context manager: inside it every ``nn.Linear`` of the model
 runs on a packed copy of its weight (inference only: the packed op has no gradient); on exit
