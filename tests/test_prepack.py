@@ -49,6 +49,23 @@ def test_packed_logits_equal_plain_logits(classifier):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
+def test_gradients_inside_the_context_fall_back_to_the_plain_linear(classifier):
+    input_ids, attention_mask = padded_batch()
+    labels = torch.tensor([0, 1, 2])
+
+    def loss_and_grad():
+        classifier.zero_grad()
+        loss = classifier(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        loss.backward()
+        return loss.detach(), classifier.gpt.blocks[0].ff.fc.weight.grad.clone()
+
+    plain_loss, plain_grad = loss_and_grad()
+    with prepacked_linears(classifier, prepack=True):
+        loss, grad = loss_and_grad()
+    torch.testing.assert_close(loss, plain_loss)
+    torch.testing.assert_close(grad, plain_grad)
+
+
 def test_model_is_restored_even_after_an_error(classifier):
     before = {k: v.clone() for k, v in classifier.state_dict().items()}
     with (

@@ -9,7 +9,7 @@ for frozen CPU linears. Measured by benchmarks/bench_classify.py (2 cores, gpt2-
 test split): 28.3 -> 31.3 messages/s; class probabilities equal to 1e-6.
 
 ``prepacked_linears(model)`` is a context manager: inside it every ``nn.Linear`` of the model
-runs on a packed copy of its weight (inference only: the packed op has no gradient); on exit
+runs on a packed copy of its weight (when no gradient is needed: the packed op has none); on exit
 the modules are exactly as before, the packed copies freed. The copies cost as much memory as
 the linear weights, so ``"auto"`` packs only where that fits comfortably (fp32 on CPU, oneDNN
 present, weights under a quarter of physical memory). Anything else runs the plain model.
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Prepack = bool | Literal["auto"]
@@ -75,6 +76,8 @@ def should_prepack(model: nn.Module, prepack: Prepack = "auto") -> bool:
 
 
 def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+        return F.linear(x, self.weight, self.bias)  # the packed op has no backward
     # The packed op takes 2-D input; fold the leading dimensions and restore them after.
     rows = x.reshape(-1, x.shape[-1])
     out = torch.ops.mkldnn._linear_pointwise(rows, self._packed_weight, self.bias, "none", [], "")
@@ -85,7 +88,8 @@ def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def prepacked_linears(model: nn.Module, prepack: Prepack = "auto") -> Iterator[bool]:
     """Run ``model``'s fp32 CPU linears on packed weights inside the block; yields whether it did.
 
-    Use under ``torch.inference_mode()``: the packed op has no backward. On exit, normal or by
+    The packed op has no backward, so a call that needs gradients falls back to ``F.linear``;
+    the speed-up is for ``torch.inference_mode()``/``no_grad``. On exit, normal or by
     exception, every module is restored (its own ``forward``, no extra attributes).
     """
     if not should_prepack(model, prepack):
