@@ -66,6 +66,16 @@ def test_gradients_inside_the_context_fall_back_to_the_plain_linear(classifier):
     torch.testing.assert_close(grad, plain_grad)
 
 
+def test_autocast_inside_the_context_keeps_its_dtype(classifier):
+    input_ids, attention_mask = padded_batch()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = classifier(input_ids=input_ids, attention_mask=attention_mask).logits
+        with prepacked_linears(classifier, prepack=True):
+            packed = classifier(input_ids=input_ids, attention_mask=attention_mask).logits
+    assert packed.dtype == plain.dtype == torch.bfloat16
+    torch.testing.assert_close(packed, plain)
+
+
 def test_model_is_restored_even_after_an_error(classifier):
     before = {k: v.clone() for k, v in classifier.state_dict().items()}
     with (

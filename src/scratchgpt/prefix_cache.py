@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from scratchgpt.collate import right_pad
+from scratchgpt.prepack import prepacked_linears
 
 HIDDEN_STATES = "hidden_states"
 
@@ -154,15 +155,17 @@ def _run_prefix(model, token_ids, indices, start_block, accelerator, batch_size)
     # drop_rate is 0 here (cache_blocker checks it), so eval mode changes nothing but intent.
     classifier.eval()
     pieces = []
-    for start in range(0, len(indices), batch_size):
-        chunk = [list(token_ids[i]) for i in indices[start : start + batch_size]]
-        input_ids, mask = right_pad(chunk, pad_id=0)
-        with accelerator.autocast():
-            hidden = classifier.embed_and_run_blocks(
-                input_ids.to(accelerator.device), mask.to(accelerator.device), start_block
-            )  # (B, T, E)
-        for row, ids in zip(hidden, chunk, strict=True):
-            pieces.append(row[: len(ids)].float().cpu())
+    # An inference pass over frozen weights: on CPU, pack them once (scratchgpt.prepack).
+    with prepacked_linears(classifier.gpt.blocks[:start_block]):
+        for start in range(0, len(indices), batch_size):
+            chunk = [list(token_ids[i]) for i in indices[start : start + batch_size]]
+            input_ids, mask = right_pad(chunk, pad_id=0)
+            with accelerator.autocast():
+                hidden = classifier.embed_and_run_blocks(
+                    input_ids.to(accelerator.device), mask.to(accelerator.device), start_block
+                )  # (B, T, E)
+            for row, ids in zip(hidden, chunk, strict=True):
+                pieces.append(row[: len(ids)].float().cpu())
     classifier.train(was_training)
     emb_dim = classifier.config.emb_dim
     return torch.cat(pieces) if pieces else torch.empty(0, emb_dim)

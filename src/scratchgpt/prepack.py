@@ -76,8 +76,10 @@ def should_prepack(model: nn.Module, prepack: Prepack = "auto") -> bool:
 
 
 def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
-        return F.linear(x, self.weight, self.bias)  # the packed op has no backward
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+    # The packed op has no backward, and autocast would not lower it to bf16/fp16.
+    if needs_grad or torch.is_autocast_enabled(x.device.type):
+        return F.linear(x, self.weight, self.bias)
     # The packed op takes 2-D input; fold the leading dimensions and restore them after.
     rows = x.reshape(-1, x.shape[-1])
     out = torch.ops.mkldnn._linear_pointwise(rows, self._packed_weight, self.bias, "none", [], "")
@@ -88,8 +90,9 @@ def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def prepacked_linears(model: nn.Module, prepack: Prepack = "auto") -> Iterator[bool]:
     """Run ``model``'s fp32 CPU linears on packed weights inside the block; yields whether it did.
 
-    The packed op has no backward, so a call that needs gradients falls back to ``F.linear``;
-    the speed-up is for ``torch.inference_mode()``/``no_grad``. On exit, normal or by
+    The packed op has no backward and no autocast rule, so a call that needs gradients or runs
+    under autocast falls back to ``F.linear``; the speed-up is for fp32 under
+    ``torch.inference_mode()``/``no_grad``. On exit, normal or by
     exception, every module is restored (its own ``forward``, no extra attributes).
     """
     if not should_prepack(model, prepack):
