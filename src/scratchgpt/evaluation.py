@@ -320,7 +320,13 @@ def _select_split(dataset, split: str):
 def run_evaluation(args: argparse.Namespace) -> dict:
     """Score the model on the chosen split; writes the plots and metrics.json, returns metrics."""
     from scratchgpt.data import prepare_from_args
-    from scratchgpt.inference import label_names, load_classifier, predict_probabilities
+    from scratchgpt.inference import (
+        label_names,
+        load_classifier,
+        pad_token_id,
+        predict_probabilities,
+        resolve_encoding,
+    )
 
     model, folder = load_classifier(args.model, device=args.device)
     prepared = prepare_from_args(args, folder, int(model.config.context_length))
@@ -328,7 +334,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     names = label_names(model)
     to_model = _model_label_ids(prepared.label_names, names)
     references = [to_model[label] for label in rows["label"]]
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 50256
+    pad_id = pad_token_id(model, resolve_encoding(folder))
     probs = predict_probabilities(
         model, rows["input_ids"], pad_id, args.batch_size, progress=True, prepack=args.prepack
     ).numpy()

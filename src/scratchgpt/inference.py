@@ -84,7 +84,8 @@ def label_names(model: PreTrainedModel) -> list[str]:
     return [str(id2label[i]) for i in range(model.config.num_labels)]
 
 
-def _pad_id(model: PreTrainedModel, encoding: tiktoken.Encoding) -> int:
+def pad_token_id(model: PreTrainedModel, encoding: tiktoken.Encoding) -> int:
+    """The config's pad id, else the tokenizer's ``<|endoftext|>`` (GPT-2 has no pad token)."""
     pad = model.config.pad_token_id
     return int(pad) if pad is not None else encoding.eot_token
 
@@ -141,7 +142,7 @@ def classify_texts(
         )
     encoding = resolve_encoding(tokenizer)
     token_ids = encode_texts(encoding, texts, max_length or context)
-    pad_id = _pad_id(model, encoding)
+    pad_id = pad_token_id(model, encoding)
     probs = predict_probabilities(model, token_ids, pad_id, batch_size, progress, prepack)
     names = label_names(model)
     results = []

@@ -35,14 +35,11 @@ _MEMORY_FRACTION = 4  # "auto" packs only if the extra copy is under 1/4 of phys
 
 def packing_supported() -> bool:
     """Whether this PyTorch build has oneDNN's packed-linear ops."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        return hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(
-            torch.ops.mkldnn, "_linear_pointwise"
-        )
-    except (AttributeError, RuntimeError):
-        return False
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
 
 
 def _packable_linears(model: nn.Module) -> list[nn.Linear]:
@@ -64,10 +61,11 @@ def _physical_memory_bytes() -> int | None:
 
 def should_prepack(model: nn.Module, prepack: Prepack = "auto") -> bool:
     """Resolve ``prepack`` (True, False or "auto") for ``model`` on this machine."""
-    if prepack is False or not packing_supported():
-        return False
-    linears = _packable_linears(model)
-    if not linears:
+    return _should_pack(_packable_linears(model), prepack)
+
+
+def _should_pack(linears: list[nn.Linear], prepack: Prepack) -> bool:
+    if prepack is False or not linears or not packing_supported():
         return False
     if prepack is True:
         return True
@@ -93,13 +91,13 @@ def prepacked_linears(model: nn.Module, prepack: Prepack = "auto") -> Iterator[b
 
     The packed op has no backward and no autocast rule, so a call that needs gradients or runs
     under autocast falls back to ``F.linear``; the speed-up is for fp32 under
-    ``torch.inference_mode()``/``no_grad``. On exit, normal or by
-    exception, every module is restored (its own ``forward``, no extra attributes).
+    ``torch.inference_mode()``/``no_grad``. On exit, normal or by exception, every module is
+    restored (its own ``forward``, no extra attributes).
     """
-    if not should_prepack(model, prepack):
+    linears = _packable_linears(model)
+    if not _should_pack(linears, prepack):
         yield False
         return
-    linears = _packable_linears(model)
     try:
         for module in linears:
             module._packed_weight = torch.ops.mkldnn._reorder_linear_weight(
