@@ -12,6 +12,7 @@ query/key/value projections are one fused ``att.qkv`` linear layer.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +31,13 @@ from .configuration_scratchgpt import ScratchGPTConfig
 
 
 class ScratchGPTAttention(nn.Module):
-    """Causal multi-head self-attention through ``scaled_dot_product_attention``."""
+    """Causal multi-head self-attention: ``scaled_dot_product_attention`` by default, an eager
+    softmax(QK^T)V when ``config._attn_implementation == "eager"`` or when the attention weights
+    are asked for (SDPA never materialises them)."""
 
     def __init__(self, config: ScratchGPTConfig, layer_idx: int):
         super().__init__()
+        self.config = config
         self.n_heads = config.n_heads
         self.head_dim = config.emb_dim // config.n_heads
         self.drop_rate = config.drop_rate
@@ -46,44 +50,60 @@ class ScratchGPTAttention(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None,
         is_causal: bool,
-        past_key_values: Cache | None = None,
-    ) -> torch.Tensor:
+        cache: Cache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, E) -> (B, T, E), and the (B, nh, T, past + T) weights when asked for."""
         batch, seq_len, emb_dim = x.shape
         # (B, T, 3E) -> 3 x (B, nh, T, hs)
         q, k, v = (
             self.qkv(x).view(batch, seq_len, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )
-        if past_key_values is not None:
-            k, v = past_key_values.update(k, v, self.layer_idx)  # (B, nh, past + T, hs)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=attn_mask,
-            dropout_p=self._dropout_p(),
-            is_causal=is_causal,
-        )  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)  # (B, nh, past + T, hs)
+        attn_mask = _fit_mask_to_keys(attn_mask, k.shape[-2])
+        if output_attentions or self.config._attn_implementation == "eager":
+            y, weights = self._eager(q, k, v, attn_mask, is_causal)
+        else:
+            y, weights = self._sdpa(q, k, v, attn_mask, is_causal), None
         y = y.transpose(1, 2).reshape(batch, seq_len, emb_dim)  # (B, T, E)
-        return self.out_proj(y)
+        return self.out_proj(y), weights
+
+    def _sdpa(self, q, k, v, attn_mask, is_causal) -> torch.Tensor:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self._dropout_p(), is_causal=is_causal
+        )  # (B, nh, T, hs)
+
+    def _eager(self, q, k, v, attn_mask, is_causal) -> tuple[torch.Tensor, torch.Tensor]:
+        """The textbook computation (the book's chapter 3), returning the attention weights."""
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, past + T)
+        if is_causal:
+            query_len, key_len = scores.shape[-2:]
+            attn_mask = _causal_keep(key_len - query_len, query_len, key_len, q.device)
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
+        elif attn_mask is not None:
+            scores = scores + attn_mask  # an additive float mask, as transformers builds them
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        weights = F.dropout(weights, p=self._dropout_p())
+        return weights @ v, weights  # (B, nh, T, hs), (B, nh, T, past + T)
 
     def forward_at(
         self, x: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Attention output at one query position per row, ``positions`` (B,): (B, E).
 
-        Keys and values still come from every token, but the query, the output projection
-        (and, in the block, the MLP) run on a single token instead of T.
+        Keys and values still come from every token, but the output projection (and, in the
+        block, the MLP) run on a single token instead of T. ``qkv`` is called as a module on
+        every token (its query part for all T costs ~1% of a forward pass): an adapter, a
+        quantized or otherwise wrapped linear (LoRA, DoRA, ...) is then used exactly as in
+        ``forward``, with its gradients.
         """
         batch, seq_len, emb_dim = x.shape
         rows = torch.arange(batch, device=x.device)
-        bias_q = bias_kv = None
-        if self.qkv.bias is not None:
-            bias_q, bias_kv = self.qkv.bias.split([emb_dim, 2 * emb_dim])
-        weight_q, weight_kv = self.qkv.weight.split([emb_dim, 2 * emb_dim])
-        q = F.linear(x[rows, positions], weight_q, bias_q)  # (B, E)
-        q = q.view(batch, self.n_heads, 1, self.head_dim)  # (B, nh, 1, hs)
-        kv = F.linear(x, weight_kv, bias_kv).view(batch, seq_len, 2, self.n_heads, self.head_dim)
-        k, v = kv.permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
+        qkv = self.qkv(x).view(batch, seq_len, 3, self.n_heads, self.head_dim)
+        q = qkv[rows, positions, 0][:, :, None]  # (B, nh, 1, hs)
+        k, v = qkv[:, :, 1:].permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
         key_pos = torch.arange(seq_len, device=x.device)[None, :]  # (1, T)
         keep = key_pos <= positions[:, None]  # (B, T): causal for the one query
         if attention_mask is not None:
@@ -125,10 +145,12 @@ class ScratchGPTBlock(GradientCheckpointingLayer):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = True,
-        past_key_values: Cache | None = None,
-    ) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), attn_mask, is_causal, past_key_values))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+        cache: Cache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.att(self.norm1(x), attn_mask, is_causal, cache, output_attentions)
+        x = x + self.drop_shortcut(attended)
+        return x + self.drop_shortcut(self.ff(self.norm2(x))), weights
 
     def forward_at(
         self, x: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None
@@ -142,47 +164,97 @@ class ScratchGPTBlock(GradientCheckpointingLayer):
         return x_at + self.drop_shortcut(self.ff(self.norm2(x_at)))
 
 
-def _is_right_padded(attention_mask: torch.Tensor) -> bool:
-    """True when every row is ones then zeros: causal masking alone then hides the padding
-    from every real token, so the fast ``is_causal`` kernel gives exact results."""
-    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+def _is_tracing() -> bool:
+    """Inside torch.compile / torch.export, where a Python branch on tensor values is a graph
+    break (compile) or an error (export)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def _causal_keep(past_len, query_len: int, key_len: int, device) -> torch.Tensor:
+    """(T, K) boolean: query ``past_len + i`` may read keys ``0..past_len + i``."""
+    query_pos = torch.arange(query_len, device=device)[:, None] + past_len  # (T, 1)
+    return torch.arange(key_len, device=device)[None, :] <= query_pos  # (T, K)
+
+
+def _fit_mask_to_keys(attn_mask: torch.Tensor | None, key_len: int) -> torch.Tensor | None:
+    """A static (pre-allocated) cache returns more keys than were written: the slots beyond
+    the mask are empty and stay masked out; a longer 4D mask (transformers builds them for the
+    whole static cache) is cut to the keys."""
+    if attn_mask is None or attn_mask.shape[-1] == key_len:
+        return attn_mask
+    if attn_mask.shape[-1] > key_len:
+        return attn_mask[..., :key_len]
+    fill = False if attn_mask.dtype == torch.bool else torch.finfo(attn_mask.dtype).min
+    return F.pad(attn_mask, (0, key_len - attn_mask.shape[-1]), value=fill)
 
 
 def build_attention_mask(
-    attention_mask: torch.Tensor | None, query_len: int, past_len: int
+    attention_mask: torch.Tensor | None, query_len: int, past_len: int | torch.Tensor
 ) -> tuple[torch.Tensor | None, bool]:
-    """Return ``(attn_mask, is_causal)`` for ``scaled_dot_product_attention``.
+    """Return ``(attn_mask, is_causal)`` for the attention of ``query_len`` new tokens.
 
-    ``attention_mask`` is the usual (B, past + T) 1/0 padding mask. The cheap cases use the
-    kernel's built-in causal mask; otherwise a boolean (B, 1, T, past + T) mask combines
-    causality with padding. A padded query row always sees its own position, so no row is
-    fully masked (which would give NaN); those rows are never read.
+    ``attention_mask`` is the usual (B, past + T) 1/0 padding mask, or a ready 4D mask (as
+    ``generate`` builds for static caches) which is used as given. Without padding the kernel's
+    built-in causal mask is used; seeing that needs a look at the mask's values, which is
+    skipped under torch.compile/export (no data-dependent branch there). Otherwise a boolean
+    (B, 1, T, past + T) mask combines causality with padding, so every position (a padded one
+    too) reads the same keys whatever padding surrounds the message. A padded query row also
+    sees its own position, so no row is fully masked (which would give NaN).
     """
-    no_padding = attention_mask is None or bool(attention_mask.all())
-    if past_len == 0 and (no_padding or _is_right_padded(attention_mask)):
+    if attention_mask is not None and attention_mask.dim() == 4:
+        return attention_mask, False
+    if attention_mask is None and isinstance(past_len, int) and past_len == 0:
         return None, query_len > 1
-    if no_padding and query_len == 1:
+    if attention_mask is None and query_len == 1:
         return None, False  # one new token may attend to everything cached
+    if attention_mask is not None and not _is_tracing() and bool(attention_mask.all()):
+        return build_attention_mask(None, query_len, past_len)  # nothing to mask but causality
     total = past_len + query_len
     device = attention_mask.device if attention_mask is not None else None
-    query_pos = torch.arange(past_len, total, device=device)[:, None]  # (T, 1)
-    key_pos = torch.arange(total, device=device)[None, :]  # (1, past + T)
-    causal = key_pos <= query_pos  # (T, past + T)
+    key_len = attention_mask.shape[-1] if attention_mask is not None else total
+    causal = _causal_keep(past_len, query_len, key_len, device)  # (T, K)
     if attention_mask is None:
         return causal[None, None], False
-    keep = causal[None] & attention_mask[:, None, :].bool()  # (B, T, past + T)
-    keep = keep | (key_pos == query_pos)[None]
-    return keep[:, None], False  # (B, 1, T, past + T)
+    query_pos = torch.arange(query_len, device=device)[:, None] + past_len  # (T, 1)
+    own = torch.arange(key_len, device=device)[None, :] == query_pos  # (T, K)
+    keep = (causal[None] & attention_mask[:, None, :].bool()) | own[None]  # (B, T, K)
+    return keep[:, None], False  # (B, 1, T, K)
 
 
 def position_ids_from_mask(
     attention_mask: torch.Tensor | None, query_len: int, past_len: int, device: torch.device
 ) -> torch.Tensor:
     """Positions count real tokens only, so left padding does not shift a message's positions."""
-    if attention_mask is None:
-        return torch.arange(past_len, past_len + query_len, device=device)[None]  # (1, T)
+    if attention_mask is None or attention_mask.dim() != 2:
+        return (torch.arange(query_len, device=device) + past_len)[None]  # (1, T)
     positions = attention_mask.long().cumsum(-1) - 1
     return positions.clamp(min=0)[:, -query_len:]  # (B, T)
+
+
+# transformers 5.24 renamed the KV cache from ``past_key_values`` to ``cache`` (argument and
+# output field); this file ships to the Hub and meets both, so it reads the field name once.
+_CACHE_FIELD = (
+    "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+)
+
+
+def _one_cache(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    """The KV cache under either name; the old one warns where transformers has the new one."""
+    if past_key_values is None:
+        return cache
+    if cache is not None:
+        raise ValueError("pass the KV cache as `cache` or as `past_key_values`, not both")
+    if _CACHE_FIELD == "cache" and not _is_tracing():
+        warnings.warn(
+            "`past_key_values` is deprecated in transformers >= 5.24: pass the KV cache as `cache`",
+            FutureWarning,
+            stacklevel=3,
+        )
+    return past_key_values
+
+
+def _with_cache(output_class, cache: Cache | None, **fields):
+    return output_class(**fields, **{_CACHE_FIELD: cache})
 
 
 class ScratchGPTPreTrainedModel(PreTrainedModel):
@@ -192,8 +264,11 @@ class ScratchGPTPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ["ScratchGPTBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_sdpa = True
+    # No tensor-valued Python branch under torch.compile/export (see build_attention_mask), and
+    # the cache is transformers' own (static caches included).
+    _can_compile_fullgraph = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # Point all four Auto classes at the code files saved next to the weights (a config
@@ -210,6 +285,10 @@ class ScratchGPTPreTrainedModel(PreTrainedModel):
             std = self.config.initializer_range / math.sqrt(2 * self.config.n_layers)
             proj = module.out_proj if isinstance(module, ScratchGPTAttention) else module.proj
             init.normal_(proj.weight, mean=0.0, std=std)
+
+    def _flag(self, value: bool | None, name: str) -> bool:
+        """A per-call flag (``output_hidden_states``, ``return_dict``, ...), else the config's."""
+        return bool(value if value is not None else getattr(self.config, name, False))
 
 
 class ScratchGPTModel(ScratchGPTPreTrainedModel):
@@ -245,7 +324,7 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.tok_emb(input_ids)
         seq_len = inputs_embeds.shape[1]
-        if past_len + seq_len > self.config.context_length:
+        if isinstance(past_len, int) and past_len + seq_len > self.config.context_length:
             raise ValueError(
                 f"sequence of {past_len + seq_len} tokens exceeds context_length "
                 f"{self.config.context_length}; truncate the input"
@@ -262,16 +341,20 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         start: int = 0,
         end: int | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         all_hidden: list[torch.Tensor] | None = None,
+        all_attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run blocks ``start..end-1`` on ``hidden`` (B, T, E); no final norm."""
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        """Run blocks ``start..end-1`` on ``hidden`` (B, T, E); no final norm. Block inputs are
+        appended to ``all_hidden`` and attention weights to ``all_attentions`` when given."""
+        past_len = cache.get_seq_length() if cache is not None else 0
         attn_mask, is_causal = build_attention_mask(attention_mask, hidden.shape[1], past_len)
         for block in self.blocks[start:end]:
             if all_hidden is not None:
                 all_hidden.append(hidden)
-            hidden = block(hidden, attn_mask, is_causal, past_key_values)
+            hidden, weights = block(hidden, attn_mask, is_causal, cache, all_attentions is not None)
+            if all_attentions is not None:
+                all_attentions.append(weights)
         return hidden
 
     def forward(
@@ -279,40 +362,46 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast | tuple:
-        use_cache = use_cache if use_cache is not None else False
+        """``cache`` (transformers >= 5.24) and ``past_key_values`` (older) are the same input."""
+        cache = _one_cache(cache, past_key_values)
+        use_cache = self._flag(use_cache, "use_cache")
         if self.gradient_checkpointing and self.training:
             use_cache = False  # recomputation and a growing cache do not mix
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
         if not use_cache:
-            past_key_values = None
-        output_hidden_states = (
-            output_hidden_states
-            if output_hidden_states is not None
-            else self.config.output_hidden_states
-        )
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+            cache = None
+        past_len = cache.get_seq_length() if cache is not None else 0
         hidden = self.embed(input_ids, attention_mask, position_ids, inputs_embeds, past_len)
-        all_hidden: list[torch.Tensor] | None = [] if output_hidden_states else None
+        all_hidden = [] if self._flag(output_hidden_states, "output_hidden_states") else None
+        all_attentions = [] if self._flag(output_attentions, "output_attentions") else None
         hidden = self.run_blocks(
-            hidden, attention_mask, past_key_values=past_key_values, all_hidden=all_hidden
+            hidden,
+            attention_mask,
+            cache=cache,
+            all_hidden=all_hidden,
+            all_attentions=all_attentions,
         )
         hidden = self.final_norm(hidden)
         if all_hidden is not None:
             all_hidden.append(hidden)
-        output = BaseModelOutputWithPast(
+        output = _with_cache(
+            BaseModelOutputWithPast,
+            cache,
             last_hidden_state=hidden,
-            past_key_values=past_key_values,
             hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
         )
-        return output if return_dict is not False else output.to_tuple()
+        return output if self._flag(return_dict, "return_dict") else output.to_tuple()
 
 
 class ScratchGPTForCausalLM(ScratchGPTPreTrainedModel, GenerationMixin):
@@ -337,41 +426,47 @@ class ScratchGPTForCausalLM(ScratchGPTPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        logits_to_keep: int = 0,
+        logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
-        """``labels`` are the input ids (shifted inside); -100 marks positions to ignore."""
+        """``labels`` are the input ids (shifted inside); -100 marks positions to ignore. The
+        loss is transformers' causal-LM loss, so its keyword arguments (``num_items_in_batch``
+        from ``Trainer``, ``shift_labels``, ``ignore_index``) pass through ``**kwargs``."""
         outputs = self.gpt(
             input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=_one_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         hidden = outputs.last_hidden_state
-        if logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]  # generation only needs the last position
-        logits = self.out_head(hidden)  # (B, T, V)
+        # generation reads only the last position: an int keeps the last k, a tensor indexes
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.out_head(hidden[:, keep])  # (B, T, V)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
-            )
-        output = CausalLMOutputWithPast(
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = _with_cache(
+            CausalLMOutputWithPast,
+            outputs.get(_CACHE_FIELD),
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
         )
-        return output if return_dict is not False else output.to_tuple()
+        return output if self._flag(return_dict, "return_dict") else output.to_tuple()
 
 
 def last_token_positions(
@@ -403,8 +498,61 @@ def pool_hidden_states(
     return hidden[torch.arange(batch, device=hidden.device), last]
 
 
+def sequence_classification_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    config: ScratchGPTConfig,
+    num_items_in_batch: int | torch.Tensor | None = None,
+    **kwargs,
+) -> torch.Tensor:
+    """transformers' sequence-classification loss: ``config.problem_type`` picks MSE
+    ("regression"), cross-entropy ("single_label_classification") or BCE-with-logits
+    ("multi_label_classification"); unset, it is inferred and stored as transformers does
+    (one label -> regression; integer labels -> single-label; else multi-label).
+
+    With ``num_items_in_batch`` (``Trainer`` passes the number of labels in the whole
+    accumulated batch) the loss is a sum divided by it, so gradient accumulation over
+    micro-batches of any size gives the gradient of one big batch, for every problem type.
+    """
+    num_labels = config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    labels = labels.to(logits.device)
+    logits = logits.float()
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    if config.problem_type == "regression":
+        if num_labels == 1:
+            logits, labels = logits.squeeze(), labels.squeeze()
+        loss = F.mse_loss(logits, labels.to(logits.dtype), reduction=reduction)
+    elif config.problem_type == "single_label_classification":
+        loss = F.cross_entropy(
+            logits.view(-1, num_labels), labels.view(-1), ignore_index=-100, reduction=reduction
+        )
+    elif config.problem_type == "multi_label_classification":
+        loss = F.binary_cross_entropy_with_logits(
+            logits, labels.to(logits.dtype), reduction=reduction
+        )
+    else:
+        raise ValueError(
+            f"config.problem_type must be 'regression', 'single_label_classification' or "
+            f"'multi_label_classification', got {config.problem_type!r}"
+        )
+    if num_items_in_batch is not None:
+        loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device)
+    return loss
+
+
 class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
-    """The chapter-6 classifier: the GPT backbone, a pooled token state, a linear head."""
+    """The chapter-6 classifier: the GPT backbone, a pooled token state, a linear head.
+
+    Without an ``attention_mask``, padding is recognised as transformers' GPT-2 classifier does
+    it: by ``config.pad_token_id`` in ``input_ids`` (for pooling; the blocks see every token).
+    """
 
     def __init__(self, config: ScratchGPTConfig):
         super().__init__(config)
@@ -419,25 +567,48 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        if output_hidden_states:
+        """``labels``: class ids (single-label), floats (regression, one per output) or
+        multi-hot floats (multi-label); see :func:`sequence_classification_loss`."""
+        pool_mask = self._pooling_mask(input_ids, attention_mask)
+        output_hidden_states = self._flag(output_hidden_states, "output_hidden_states")
+        output_attentions = self._flag(output_attentions, "output_attentions")
+        if output_hidden_states or output_attentions:
+            # every token's states are asked for: run the whole final block
             outputs = self.gpt(
                 input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
                 inputs_embeds=inputs_embeds,
-                output_hidden_states=True,
+                use_cache=False,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
-            pooled = pool_hidden_states(
-                outputs.last_hidden_state, attention_mask, self.config.pooling
-            )
-            return self._classify(pooled, labels, outputs.hidden_states)
-        hidden = self.gpt.embed(input_ids, attention_mask, position_ids, inputs_embeds)
-        return self._classify(self._pool_from_block(hidden, 0, attention_mask), labels)
+            pooled = pool_hidden_states(outputs.last_hidden_state, pool_mask, self.config.pooling)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
+        else:
+            hidden = self.gpt.embed(input_ids, attention_mask, position_ids, inputs_embeds)
+            pooled = self._pool_from_block(hidden, 0, attention_mask, pool_mask)
+            hidden_states = attentions = None
+        output = self._classify(pooled, labels, hidden_states, attentions, **kwargs)
+        return output if self._flag(return_dict, "return_dict") else output.to_tuple()
+
+    def _pooling_mask(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Which tokens are real for pooling: the attention mask, else (like GPT-2's
+        classifier) every id that is not ``config.pad_token_id``."""
+        if attention_mask is not None and attention_mask.dim() == 2:
+            return attention_mask
+        if input_ids is None or self.config.pad_token_id is None:
+            return None
+        return (input_ids != self.config.pad_token_id).long()
 
     def embed_and_run_blocks(
         self,
@@ -454,26 +625,30 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         hidden_states: torch.Tensor,
         start_block: int,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         """Finish a forward pass from precomputed states entering block ``start_block``
         (``n_layers`` means only the final norm and the head remain)."""
-        pooled = self._pool_from_block(hidden_states, start_block, attention_mask)
+        pooled = self._pool_from_block(hidden_states, start_block, attention_mask, attention_mask)
         return self._classify(pooled, labels)
 
     def _pool_from_block(
-        self, hidden: torch.Tensor, start: int, attention_mask: torch.Tensor | None
+        self,
+        hidden: torch.Tensor,
+        start: int,
+        attention_mask: torch.Tensor | None,
+        pool_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """Run blocks ``start..`` and pool: (B, T, E) -> (B, E).
 
         With "last" pooling only one token per message is read after the final block, so that
-        block runs its query, output projection and MLP on that token alone.
+        block runs its output projection and MLP on that token alone.
         """
         if self.config.pooling != "last":
             hidden = self.gpt.final_norm(self.gpt.run_blocks(hidden, attention_mask, start=start))
-            return pool_hidden_states(hidden, attention_mask, self.config.pooling)
+            return pool_hidden_states(hidden, pool_mask, self.config.pooling)
         batch, seq_len, _ = hidden.shape
-        last = last_token_positions(attention_mask, batch, seq_len, hidden.device)  # (B,)
+        last = last_token_positions(pool_mask, batch, seq_len, hidden.device)  # (B,)
         if start >= self.config.n_layers:
             at_last = hidden[torch.arange(batch, device=hidden.device), last]
         else:
@@ -484,14 +659,18 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
     def _classify(
         self,
         pooled: torch.Tensor,
-        labels: torch.LongTensor | None,
+        labels: torch.Tensor | None,
         hidden_states: tuple[torch.Tensor, ...] | None = None,
+        attentions: tuple[torch.Tensor, ...] | None = None,
+        **loss_kwargs,
     ) -> SequenceClassifierOutput:
         logits = self.classifier(pooled)  # (B, num_labels)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.float(), labels.view(-1))
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+            loss = sequence_classification_loss(logits, labels, self.config, **loss_kwargs)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=hidden_states, attentions=attentions
+        )
 
 
 __all__ = [

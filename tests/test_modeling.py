@@ -197,8 +197,12 @@ def test_attention_mask_never_fully_masks_a_row():
     attn_mask, is_causal = build_attention_mask(mask, query_len=4, past_len=0)
     assert not is_causal and attn_mask.shape == (2, 1, 4, 4)
     assert attn_mask.any(dim=-1).all()
-    # right padding alone needs no explicit mask: causality already hides later pads
-    assert build_attention_mask(torch.tensor([[1, 1, 0]]), 3, 0) == (None, True)
+    # no padding needs no explicit mask: the kernel's causal mask is exact
+    assert build_attention_mask(torch.tensor([[1, 1, 1]]), 3, 0) == (None, True)
+    # right padding gets one, so a padded position reads the same keys however it is padded
+    attn_mask, is_causal = build_attention_mask(torch.tensor([[1, 1, 0]]), 3, 0)
+    assert not is_causal and attn_mask[0, 0, 2].tolist() == [True, True, True]
+    assert attn_mask[0, 0, 1].tolist() == [True, True, False]
 
 
 @pytest.mark.parametrize("side", ["right", "left", "none"])
