@@ -6,10 +6,10 @@ import sys
 import textwrap
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, GPT2Tokenizer, pipeline
 
 from scratchgpt.folder import load_model_folder
-from scratchgpt.tokenizer import load_hf_tokenizer, load_tiktoken
+from scratchgpt.tokenizer import load_hf_tokenizer, load_tiktoken, read_bpe, save_tokenizer
 
 # Run in a fresh interpreter where `import scratchgpt*` fails, to prove the folder alone suffices.
 BLOCKED_IMPORT = """
@@ -102,6 +102,23 @@ def test_tiktoken_and_transformers_tokenizers_agree_on_every_sms(bpe_dir, sms_te
     fast = load_tiktoken(bpe_dir).encode_ordinary_batch(sms_texts)
     assert fast == load_hf_tokenizer(bpe_dir)(sms_texts)["input_ids"]
     assert load_tiktoken(bpe_dir).encode("Every effort moves you") == [6109, 3626, 6100, 345]
+
+
+def test_tokenizer_json_only_folder_reads_like_the_bpe_files(tmp_path, bpe_dir, sms_texts):
+    """transformers 5 saves a GPT-2 tokenizer as tokenizer.json alone; we read it the same."""
+    vocab, merges = read_bpe(bpe_dir)
+    source = tmp_path / "tokenizer-json-only"
+    GPT2Tokenizer(vocab=vocab, merges=merges).save_pretrained(source)
+    assert sorted(p.name for p in source.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+    assert read_bpe(source) == (vocab, merges)
+    texts = sms_texts[:500]
+    expected = load_tiktoken(bpe_dir).encode_ordinary_batch(texts)
+    assert load_tiktoken(source).encode_ordinary_batch(texts) == expected
+    assert load_hf_tokenizer(source)(texts)["input_ids"] == expected
+    out = tmp_path / "model-folder"
+    save_tokenizer(source, out, model_max_length=64)
+    assert read_bpe(out) == (vocab, merges) and (out / "vocab.json").is_file()
+    assert AutoTokenizer.from_pretrained(out)(texts)["input_ids"] == expected
 
 
 def test_saved_tokenizer_loads_offline_and_pads_with_endoftext(tiny_classifier_dir):

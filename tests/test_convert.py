@@ -16,7 +16,13 @@ import torch
 from huggingface_hub import split_torch_state_dict_into_shards
 from llms_from_scratch.ch04 import GPTModel  # the book's reference model
 from safetensors.torch import load_file, save_file
-from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+from transformers import (
+    AutoTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
+)
 
 from scratchgpt import convert as convert_module
 from scratchgpt.convert import (
@@ -216,6 +222,121 @@ def test_transformers_gpt2_classifier_round_trip(tmp_path):
         torch.testing.assert_close(
             model(TOKENS).logits, reference(TOKENS).logits, atol=1e-5, rtol=1e-5
         )
+
+
+# --- transformers 5 folders: tokenizer.json is the only tokenizer file ------------------------
+
+SMS_LIKE = [
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
+    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.",
+    "Ok lar... Joking wif u oni...",
+    "  Sorry, I'll call later 😊\tin meeting<|endoftext|>",
+    "Had your mobile 11 months or more? U R entitled to Update to the latest colour mobiles",
+]
+
+
+def _gpt2_tokenizer_from(folder: Path, vocab_name: str, merges_name: str) -> GPT2Tokenizer:
+    """transformers' own tokenizer over BPE files (in memory: ``vocab_file=`` is empty in 5.x)."""
+    vocab = json.loads((folder / vocab_name).read_text(encoding="utf-8"))
+    lines = (folder / merges_name).read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines[1:] if line]
+    return GPT2Tokenizer(vocab=vocab, merges=merges)
+
+
+def _transformers5_folder(folder: Path, tokenizer: GPT2Tokenizer, **config) -> GPT2LMHeadModel:
+    """A GPT-2 folder as transformers 5 saves it today: model + tokenizer.json only."""
+    torch.manual_seed(0)
+    reference = GPT2LMHeadModel(tiny_gpt2_config(**config)).eval()
+    reference.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    assert (folder / "tokenizer.json").is_file()
+    assert not (folder / "vocab.json").exists() and not (folder / "merges.txt").exists()
+    return reference
+
+
+@pytest.fixture
+def no_shared_data(tmp_path, monkeypatch) -> Path:
+    """No shared GPT-2 files to fall back on, as on a user's machine."""
+    missing = tmp_path / "no-shared-data"
+    monkeypatch.setenv("SCRATCHGPT_SHARED_DATA", str(missing))
+    return missing
+
+
+@pytest.mark.parametrize("vocabulary", ["gpt2", "fixture"])
+def test_transformers5_folder_with_only_tokenizer_json(
+    tmp_path, bpe_dir, no_shared_data, capsys, vocabulary
+):
+    """Converts without --tokenizer-dir; same logits as GPT2LMHeadModel, same token ids."""
+    if vocabulary == "gpt2":  # the real 50257-token GPT-2 BPE
+        tokenizer = _gpt2_tokenizer_from(bpe_dir, "encoder.json", "vocab.bpe")
+        sizes = dict(vocab_size=50257, bos_token_id=50256, eos_token_id=50256, pad_token_id=50256)
+    else:  # the fixture's 257 tokens: a vocabulary the shared GPT-2 files cannot stand in for
+        tokenizer = _gpt2_tokenizer_from(FIXTURE, "encoder.json", "vocab.bpe")
+        sizes = {}
+    src, out = tmp_path / "hf", tmp_path / "out"
+    reference = _transformers5_folder(src, tokenizer, **sizes)
+    assert main(["--checkpoint-dir", str(src), "--output-dir", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    assert "greedy sample:" in capsys.readouterr().out
+    with torch.no_grad():
+        torch.testing.assert_close(lm_logits(out), reference(TOKENS).logits, atol=1e-5, rtol=1e-5)
+    assert (out / "vocab.json").is_file() and (out / "merges.txt").is_file()
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert json.loads((out / "config.json").read_text())["eos_token_id"] == eot
+    source_tok, converted_tok = (
+        AutoTokenizer.from_pretrained(src),
+        AutoTokenizer.from_pretrained(out),
+    )
+    expected = source_tok(SMS_LIKE)["input_ids"]
+    assert converted_tok(SMS_LIKE)["input_ids"] == expected
+    assert load_tiktoken(out).encode_batch(SMS_LIKE, allowed_special="all") == expected
+    assert converted_tok.pad_token == "<|endoftext|>"
+
+
+def test_transformers5_classifier_folder_with_only_tokenizer_json(tmp_path, no_shared_data):
+    torch.manual_seed(1)
+    config = tiny_gpt2_config(num_labels=2, id2label={0: "ham", 1: "spam"})
+    reference = GPT2ForSequenceClassification(config).eval()
+    src = tmp_path / "hf"
+    reference.save_pretrained(src)
+    _gpt2_tokenizer_from(FIXTURE, "encoder.json", "vocab.bpe").save_pretrained(src)
+    folder = convert(src, tmp_path / "out", progress=False)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_model_folder(folder)(TOKENS).logits, reference(TOKENS).logits, atol=1e-5, rtol=1e-5
+        )
+
+
+def test_missing_tokenizer_names_folder_and_files(tmp_path, no_shared_data, capsys):
+    src = tmp_path / "hf"
+    GPT2LMHeadModel(tiny_gpt2_config()).save_pretrained(src)
+    # Nothing in the source and no default files: both folders are named.
+    err = _run_cli_expecting_error(tmp_path, src, capsys)
+    assert f"{src} has no tokenizer files" in err and "--tokenizer-dir" in err
+    assert "vocab.json + merges.txt, tokenizer.json, or OpenAI's encoder.json + vocab.bpe" in err
+    assert f"{no_shared_data / 'gpt2_bpe'}" in err
+    # Half a tokenizer is not silently replaced by GPT-2's: the missing file is named.
+    shutil.copyfile(FIXTURE / "encoder.json", src / "vocab.json")
+    err = _run_cli_expecting_error(tmp_path, src, capsys)
+    assert f"{src} has no GPT-2 tokenizer files" in err and "it has only vocab.json" in err
+    # An explicit --tokenizer-dir without the files says so too.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = _run_cli_expecting_error(tmp_path, src, capsys, "--tokenizer-dir", str(empty))
+    assert f"{empty} has no GPT-2 tokenizer files" in err and "it has none of them" in err
+
+
+def test_tokenizer_json_that_would_tokenize_differently_is_refused(tmp_path, capsys):
+    src = tmp_path / "hf"
+    tokenizer = _gpt2_tokenizer_from(FIXTURE, "encoder.json", "vocab.bpe")
+    _transformers5_folder(src, tokenizer)
+    data = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
+    data["pre_tokenizer"]["add_prefix_space"] = True
+    (src / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    err = _run_cli_expecting_error(tmp_path, src, capsys)
+    assert f"{src / 'tokenizer.json'} is not GPT-2's byte-level BPE tokenizer" in err
+    assert "add_prefix_space=False" in err
 
 
 # --- the book's GPTModel state_dict ---------------------------------------------------------

@@ -12,7 +12,6 @@ trainer (``ensure_pretrained_folder``) and holds the command line of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,15 @@ from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, is_model_folder, save_mode
 from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
 from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tf_checkpoint import CheckpointError
-from scratchgpt.tokenizer import ENDOFTEXT, find_bpe_files, load_tiktoken
+from scratchgpt.tokenizer import (
+    ENDOFTEXT,
+    EXPECTED_FILES,
+    find_tokenizer_files,
+    load_tiktoken,
+    missing_tokenizer_message,
+    read_bpe,
+    tokenizer_files_present,
+)
 from scratchgpt.weight_sources import (
     SIZE_TO_PRESET,
     SOURCE_FORMATS,
@@ -68,14 +75,38 @@ def _label_names(
 
 
 def _endoftext_id(tokenizer_dir: Path, vocab_size: int) -> int:
-    vocab_file, _ = find_bpe_files(tokenizer_dir)
-    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+    vocab_file = find_tokenizer_files(tokenizer_dir)[0]
+    vocab, _ = read_bpe(tokenizer_dir)
     if len(vocab) > vocab_size or ENDOFTEXT not in vocab:
         raise ConversionError(
             f"tokenizer {vocab_file} has {len(vocab)} tokens (needs {ENDOFTEXT!r}), more than the "
             f"model's vocab_size {vocab_size}; pass the matching files with --tokenizer-dir"
         )
     return vocab[ENDOFTEXT]
+
+
+def _tokenizer_dir(source: Path, weights: SourceWeights, tokenizer_dir: Path | None) -> Path:
+    """--tokenizer-dir, else the source's own files, else the shared GPT-2 files.
+
+    A source folder with an incomplete set of tokenizer files is an error rather than a
+    silent switch to GPT-2's vocabulary; so is a missing fallback. Both messages name the
+    folder and what it lacks.
+    """
+    if tokenizer_dir is not None:
+        return tokenizer_dir
+    if weights.tokenizer_dir is not None:
+        return weights.tokenizer_dir
+    if source.is_dir() and tokenizer_files_present(source):
+        raise ConversionError(f"{missing_tokenizer_message(source)}; or pass --tokenizer-dir")
+    fallback = gpt2_bpe_dir()
+    try:
+        find_tokenizer_files(fallback)
+    except FileNotFoundError:
+        raise ConversionError(
+            f"{source} has no tokenizer files (expected {EXPECTED_FILES}) and the default GPT-2 "
+            f"files are missing too ({missing_tokenizer_message(fallback)}); pass --tokenizer-dir"
+        ) from None
+    return fallback
 
 
 def build_config(
@@ -150,7 +181,7 @@ def convert_model(
 ) -> tuple[ScratchGPTForCausalLM | ScratchGPTForSequenceClassification, Path]:
     """Read ``source`` into an in-memory model; return it with its tokenizer folder."""
     weights = read_source(source, source_format, n_heads=n_heads, progress=progress)
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir else weights.tokenizer_dir or gpt2_bpe_dir()
+    tok_dir = _tokenizer_dir(Path(source), weights, Path(tokenizer_dir) if tokenizer_dir else None)
     config = build_config(weights, tok_dir, num_labels, labels)
     classifier = weights.classifier is not None or num_labels is not None or labels is not None
     return assemble_model(weights, config, classifier, seed), tok_dir
@@ -294,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokenizer-dir",
         type=Path,
         metavar="DIR",
-        help="folder with vocab.json+merges.txt or encoder.json+vocab.bpe (default: the input's "
-        "own files, else the shared GPT-2 BPE files)",
+        help="folder with vocab.json+merges.txt, tokenizer.json or encoder.json+vocab.bpe "
+        "(default: the input's own files, else the shared GPT-2 BPE files)",
     )
     parser.add_argument(
         "--seed", type=int, default=123, help="seed of a new classification head (default 123)"

@@ -4,6 +4,8 @@ A complete folder holds ``config.json`` (with a four-entry ``auto_map``), ``mode
 (sharded above ``max_shard_size``), the two modeling files, ``generation_config.json`` for
 language models, and the tokenizer files. It is written to a hidden temporary sibling and
 renamed into place only when complete, so an interrupted write never looks like a model.
+Folders and files get a plain ``mkdir``/``open``'s modes (0755/0644 under umask 022), not the
+private 0700/0600 of temporary files.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from scratchgpt.paths import gpt2_bpe_dir
-from scratchgpt.tokenizer import find_bpe_files, save_tokenizer
+from scratchgpt.paths import gpt2_bpe_dir, make_readable
+from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -60,12 +62,19 @@ def atomic_dir(output_dir: str | Path) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``output_dir``; on success it replaces ``output_dir``.
 
     On any exception the temporary folder is removed and ``output_dir`` is left as it was.
+    Before the rename every folder and file inside gets the mode a plain ``mkdir``/``open``
+    would give (0755/0644 under umask 022): ``mkdtemp`` makes the folder 0700, and
+    safetensors >= 0.8 writes ``*.safetensors`` 0600 (through a temporary file; so does
+    ``save_pretrained`` itself), which would leave the model unreadable to other users.
     """
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
         yield tmp
+        for path in (tmp, *tmp.rglob("*")):
+            if not path.is_symlink():
+                make_readable(path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -91,12 +100,13 @@ def save_model_folder(
     Args:
         model: any scratchgpt model.
         output_dir: destination; replaced if it exists.
-        tokenizer_source: folder with the GPT-2 BPE files (default: the shared GPT-2 files).
+        tokenizer_source: folder with the GPT-2 BPE files (vocab.json + merges.txt,
+            tokenizer.json, or encoder.json + vocab.bpe; default: the shared GPT-2 files).
         extra_files: more files to put in the folder, name -> text or bytes (metrics, logs).
         max_shard_size: safetensors shard size, as ``save_pretrained`` takes it.
     """
     source = Path(tokenizer_source) if tokenizer_source is not None else gpt2_bpe_dir()
-    find_bpe_files(source)  # fail before writing anything
+    find_tokenizer_files(source)  # fail before writing anything
     with atomic_dir(output_dir) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         save_tokenizer(source, tmp, model_max_length=model.config.context_length)

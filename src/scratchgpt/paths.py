@@ -1,4 +1,5 @@
-"""Where the project finds its shared, read-only data (no internet on the dev machines).
+"""Where the project finds its shared, read-only data (no internet on the dev machines),
+and the permissions of what it writes.
 
 The SMS Spam Collection and the GPT-2 BPE files live in ``../shared/data`` next to the
 repository; ``SCRATCHGPT_SHARED_DATA`` points elsewhere. They are read by path, never copied.
@@ -35,3 +36,32 @@ def cache_dir() -> Path:
     ``~/.cache/scratchgpt``."""
     override = os.environ.get(CACHE_ENV)
     return Path(override) if override else Path.home() / ".cache" / "scratchgpt"
+
+
+def current_umask() -> int:
+    """The process umask. Linux reports it in /proc; elsewhere it can only be read by setting
+    it, so it is set straight back (a window of microseconds, as pip does)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the mode a plain ``mkdir``/``open`` would: 0o777 (folders) or 0o666 (files)
+    less the umask, i.e. 0755/0644 under the usual 022.
+
+    ``tempfile.mkdtemp``/``mkstemp`` create 0700/0600 on purpose (private scratch space); a
+    model or output folder renamed into place from one must instead look like what
+    ``save_pretrained`` writes, readable by the group and others (a shared cache, a web
+    server, a Docker image run as another user). Respecting the umask, rather than forcing
+    0755/0644, keeps a user's stricter (077) or group-writable (002) choice.
+    """
+    path = Path(path)
+    base = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, base & ~current_umask())

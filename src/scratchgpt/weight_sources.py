@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from scratchgpt.download import OPENAI_GPT2_SIZES
 from scratchgpt.tf_checkpoint import TFCheckpoint, resolve_prefix
-from scratchgpt.tokenizer import find_bpe_files
+from scratchgpt.tokenizer import find_tokenizer_files
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
 SourceFormat = Literal["openai", "hf", "book"]
@@ -55,7 +55,7 @@ class SourceWeights:
 
     arch: dict[str, int | bool | float]
     backbone: dict[str, torch.Tensor]  # ScratchGPTModel keys (no "gpt." prefix)
-    tokenizer_dir: Path | None
+    tokenizer_dir: Path | None  # the source's own tokenizer files, if complete
     out_head: torch.Tensor | None = None  # an LM head differing from the token embedding
     classifier: tuple[torch.Tensor, torch.Tensor] | None = None  # fine-tuned (weight, bias)
     id2label: dict[int, str] | None = None
@@ -467,8 +467,10 @@ def _read_book_head(src: _Source, weights: SourceWeights) -> None:
 
 
 def _tokenizer_in(folder: Path) -> Path | None:
+    """``folder`` if it holds a complete tokenizer (vocab.json + merges.txt, transformers 5's
+    tokenizer.json alone, or OpenAI's encoder.json + vocab.bpe), else None."""
     try:
-        find_bpe_files(folder)
+        find_tokenizer_files(folder)
     except FileNotFoundError:
         return None
     return folder
