@@ -29,7 +29,7 @@ from scratchgpt.data import (
     stratified_split,
     undersample,
 )
-from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt.paths import current_umask, gpt2_bpe_dir, sms_spam_file
 from scratchgpt.tokenizer import load_hf_tokenizer, load_tiktoken
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,6 +347,9 @@ def test_extract_refuses_escapes_oversize_and_wrong_content(tmp_path):
 
 def test_save_and_load_round_trip(deduped, tmp_path):
     out = save_prepared(deduped, tmp_path / "prepared")
+    umask = current_umask()  # mkdtemp's 0700 must not survive the rename
+    for path in (out, *out.rglob("*")):
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask
     loaded = load_prepared(out, gpt2_bpe_dir(), 1024)
     assert loaded.label_names == ["ham", "spam"]
     assert loaded.summary == deduped.summary

@@ -107,7 +107,7 @@ def test_plots_are_written_as_png(tmp_path):
 def test_evaluate_cli_agrees_with_classify_texts(tiny_classifier_dir, tmp_path, capsys):
     from scratchgpt.evaluation import evaluate_main
     from scratchgpt.inference import classify_texts, load_classifier
-    from scratchgpt.paths import sms_spam_file
+    from scratchgpt.paths import current_umask, sms_spam_file
 
     lines = sms_spam_file().read_text(encoding="utf-8").splitlines()
     ham = [line for line in lines if line.startswith("ham\t")][:30]
@@ -136,5 +136,7 @@ def test_evaluate_cli_agrees_with_classify_texts(tiny_classifier_dir, tmp_path, 
         "metrics.json",
         "precision_recall.png",
     ]
+    # written through mkstemp, yet readable by others as a plain open() leaves them (umask 022)
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o666 & ~current_umask()}
     mistakes = sum(t != p for t, p in zip(truth, predicted, strict=True))
     assert f"{min(3, mistakes)} most confident mistakes" in printed

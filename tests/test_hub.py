@@ -16,7 +16,7 @@ from huggingface_hub import ModelCard
 from scratchgpt.card import CardError, card_problems, render_model_card, write_model_card
 from scratchgpt.evaluation import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.hub import HubPushError, check_folder, push_folder, push_main
-from scratchgpt.paths import REPO_ROOT
+from scratchgpt.paths import REPO_ROOT, current_umask
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
 TRAINING_ARGS = {
@@ -57,6 +57,7 @@ def output_dir(tiny_classifier_dir, tmp_path) -> Path:
 
 def test_card_metadata_parses_and_carries_metrics_json_numbers(output_dir):
     path = write_model_card(output_dir, repo_id="me/gpt2-sms-spam")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
     card = ModelCard.load(path)
     data = card.data
     assert data.pipeline_tag == "text-classification"

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from scratchgpt.paths import REPO_ROOT
+from scratchgpt.paths import REPO_ROOT, make_readable
 
 METRICS_FILE = "metrics.json"
 TRAINING_ARGS_FILE = "training_args.json"
@@ -370,6 +370,7 @@ def write_model_card(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README-", suffix=".md")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(str(card))
+    make_readable(tmp)  # mkstemp's 0600 would hide the card from other users
     os.replace(tmp, path)
     return path
 

@@ -54,7 +54,7 @@ from scratchgpt.data_sources import (
     read_labelled_file,
     sms_spam_path,
 )
-from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
+from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir, make_readable
 from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
@@ -495,6 +495,8 @@ def save_prepared(prepared: PreparedData, output_dir: str | Path, overwrite: boo
         prepared.dataset.save_to_disk(str(tmp))
         meta = {"label_names": prepared.label_names, "summary": prepared.summary.to_dict()}
         (tmp / PREPARED_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        for path in (tmp, *tmp.rglob("*")):
+            make_readable(path)  # mkdtemp's 0700 would hide the data from other users
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(tmp, output_dir)

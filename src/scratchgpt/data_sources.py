@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from scratchgpt.download import DownloadError, download_file
 from scratchgpt.paths import cache_dir as default_cache_dir
-from scratchgpt.paths import sms_spam_file
+from scratchgpt.paths import make_readable, sms_spam_file
 
 SMS_ZIP_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_MEMBER = "SMSSpamCollection"
@@ -419,6 +419,7 @@ class _atomic_file:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
+            make_readable(self.tmp)  # mkstemp's 0600 would hide it from other users
             os.replace(self.tmp, self.dest)
         else:
             self.tmp.unlink(missing_ok=True)

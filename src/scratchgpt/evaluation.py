@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from scratchgpt.metrics import load_metric  # noqa: E402
+from scratchgpt.paths import make_readable  # noqa: E402
 
 SUMMARY_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
@@ -125,6 +126,7 @@ def _save_figure_atomically(fig: plt.Figure, path: str | Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        make_readable(tmp)  # mkstemp's 0600 would hide the plot from other users
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -356,6 +358,7 @@ def _write_json_atomically(path: Path, data: dict) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
+    make_readable(tmp)
     os.replace(tmp, path)
 
 
