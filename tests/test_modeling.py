@@ -102,7 +102,7 @@ def test_incremental_decoding_with_cache_equals_full_forward():
         out = model(ids[:, :6], use_cache=True)
         steps = [out.logits]
         for t in range(6, 10):
-            out = model(ids[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
+            out = model(ids[:, t : t + 1], cache=out.cache, use_cache=True)
             steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
