@@ -16,7 +16,8 @@ Layout on disk: ``--output-dir`` is written once, atomically, at the end (a comp
 folder plus metrics, logs and plots); checkpoints and live logs go to ``--run-dir``.
 
 Companions: ``train_args`` (flags), ``train_data`` (batches), ``prefix_cache``,
-``train_outputs`` (checkpoints, step log, output folder), ``plots``.
+``train_outputs`` (checkpoints, step log, output folder), ``train_fsdp`` (what changes
+when FSDP shards the model), ``plots``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from scratchgpt.prefix_cache import (
 )
 from scratchgpt.train_args import build_parser, parse_args
 from scratchgpt.train_data import load_data, make_eval_loader, make_train_loader, token_collator
+from scratchgpt.train_fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
 from scratchgpt.train_outputs import (
     CHECKPOINTS,
     checkpoint_dir,
@@ -229,6 +231,8 @@ def has_accelerator_device() -> bool:
 def setup(args: argparse.Namespace) -> Run:
     """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
     accelerator = make_accelerator(args)
+    if is_fsdp(accelerator) and (problem := unsupported_under_fsdp(args)):
+        raise SetupError(problem)
     if args.batch_size % accelerator.num_processes:
         raise SetupError(
             f"--batch-size {args.batch_size} must be divisible by the {accelerator.num_processes} "
@@ -252,6 +256,7 @@ def setup(args: argparse.Namespace) -> Run:
     module, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
         module, optimizer, train_loader, scheduler, *eval_loaders.values(), *probe_loaders.values()
     )
+    register_forward_methods(module)  # FSDP: blocks also run through forward_at (a no-op else)
     info = {
         "prefix_cache": cache_note,
         "num_train_examples": len(data.dataset["train"]),

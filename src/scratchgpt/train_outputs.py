@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from scratchgpt import evaluation
-from scratchgpt.folder import TASK_CLASSES, save_model_folder
+from scratchgpt.folder import save_model_folder
 from scratchgpt.plots import plot_curves
+from scratchgpt.train_fsdp import gather_full_model, is_fsdp
 
 if TYPE_CHECKING:
     from scratchgpt.train import Run
@@ -134,15 +135,14 @@ def init_trackers(run: Run) -> None:
 # ----------------------------------------------------------------------------- outputs
 
 
-def final_model(run: Run) -> torch.nn.Module:
-    """A plain ScratchGPT classifier with the trained weights (LoRA merged), on the CPU."""
-    state_dict = run.accelerator.get_state_dict(run.module)  # gathers FSDP shards
+def final_model(run: Run) -> torch.nn.Module | None:
+    """A plain ScratchGPT classifier with the trained weights (LoRA merged). Under FSDP every
+    process must call this (the weights are gathered), and only the main one gets the model."""
+    if is_fsdp(run.accelerator):
+        return gather_full_model(run.module)  # None on the other processes
     model = run.accelerator.unwrap_model(run.module).model
     if hasattr(model, "merge_and_unload"):
         return model.merge_and_unload()
-    if str(run.accelerator.distributed_type).endswith("FSDP"):
-        model = TASK_CLASSES["sequence-classification"](model.config)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state_dict.items()})
     return model
 
 
