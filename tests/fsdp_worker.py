@@ -87,7 +87,9 @@ def classifier(*flags: str) -> ClassifierTrainingModule:
     args = parse_args(list(flags))
     model = configure_trainable(ScratchGPTForSequenceClassification(tiny_config(**labels)), args)
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     return ClassifierTrainingModule(model)
 
 

@@ -246,7 +246,9 @@ def setup(args: argparse.Namespace) -> Run:
         model, data, tokenizer_folder = load_model_and_data(args)
     model = configure_trainable(model, args)
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
     with timed(seconds, "prefix_cache"):
         module, datasets, cache_note = make_training_module(model, data, args, accelerator)
     train_loader, eval_loaders, probe_loaders = make_loaders(args, data, datasets, module)
