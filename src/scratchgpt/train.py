@@ -258,7 +258,12 @@ def setup(args: argparse.Namespace) -> Run:
     module, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
         module, optimizer, train_loader, scheduler, *eval_loaders.values(), *probe_loaders.values()
     )
-    register_forward_methods(module)  # FSDP: blocks also run through forward_at (a no-op else)
+    sharded_blocks = register_forward_methods(module)  # FSDP: blocks also run forward_at
+    if is_fsdp(accelerator) and not sharded_blocks:
+        raise SetupError(
+            "FSDP is on but no ScratchGPTBlock was sharded: check fsdp_auto_wrap_policy and "
+            "fsdp_transformer_layer_cls_to_wrap in the accelerate config (configs/fsdp_gpt2.yaml)"
+        )
     info = {
         "prefix_cache": cache_note,
         "num_train_examples": len(data.dataset["train"]),

@@ -50,19 +50,28 @@ def unsupported_under_fsdp(args: argparse.Namespace) -> str:
     return ""
 
 
-def register_forward_methods(module: nn.Module) -> None:
+def register_forward_methods(module: nn.Module) -> int:
     """Let FSDP2 gather a block's weights around ``forward_at`` as it does around ``forward``.
 
     The classifier runs its last block through ``forward_at`` (only the pooled token), which
     FSDP2's hooks do not see: the block's weights would stay sharded and the call would fail.
-    A no-op for blocks that are not sharded, so it is safe in every launch mode.
+    A no-op for blocks that are not sharded, so it is safe in every launch mode. Returns the
+    number of sharded blocks (0 when nothing is sharded).
     """
-    from torch.distributed.fsdp import register_fsdp_forward_method
+    from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 
+    sharded = 0
     for block in module.modules():
-        if isinstance(block, ScratchGPTBlock):
+        # By name as well: a model loaded with trust_remote_code has its own ScratchGPTBlock
+        # class (from the folder's code), which accelerate's name-based wrap policy shards too.
+        is_block = isinstance(block, ScratchGPTBlock) or any(
+            cls.__name__ == ScratchGPTBlock.__name__ for cls in type(block).__mro__
+        )
+        if is_block and isinstance(block, FSDPModule):
             for name in BLOCK_FORWARD_METHODS:
                 register_fsdp_forward_method(block, name)
+            sharded += 1
+    return sharded
 
 
 def gather_full_model(module: nn.Module) -> PreTrainedModel | None:
