@@ -317,8 +317,12 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         past_len: int = 0,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token + position embeddings (with embedding dropout): the input of block 0."""
+        """Token + position embeddings (with embedding dropout): the input of block 0.
+
+        ``token_type_ids`` (optional, as in GPT-2) are embedded with the token embedding and
+        added: GPT-2 has no separate segment table, and neither has the book's model."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -333,7 +337,10 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
             position_ids = position_ids_from_mask(
                 attention_mask, seq_len, past_len, inputs_embeds.device
             )
-        return self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
+        hidden = inputs_embeds + self.pos_emb(position_ids)
+        if token_type_ids is not None:
+            hidden = hidden + self.tok_emb(token_type_ids)
+        return self.drop_emb(hidden)
 
     def run_blocks(
         self,
@@ -369,6 +376,7 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         past_key_values: Cache | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast | tuple:
         """``cache`` (transformers >= 5.24) and ``past_key_values`` (older) are the same input."""
@@ -381,7 +389,9 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         if not use_cache:
             cache = None
         past_len = cache.get_seq_length() if cache is not None else 0
-        hidden = self.embed(input_ids, attention_mask, position_ids, inputs_embeds, past_len)
+        hidden = self.embed(
+            input_ids, attention_mask, position_ids, inputs_embeds, past_len, token_type_ids
+        )
         all_hidden = [] if self._flag(output_hidden_states, "output_hidden_states") else None
         all_attentions = [] if self._flag(output_attentions, "output_attentions") else None
         hidden = self.run_blocks(
@@ -435,6 +445,7 @@ class ScratchGPTForCausalLM(ScratchGPTPreTrainedModel, GenerationMixin):
         return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         past_key_values: Cache | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
         """``labels`` are the input ids (shifted inside); -100 marks positions to ignore. The
@@ -450,6 +461,7 @@ class ScratchGPTForCausalLM(ScratchGPTPreTrainedModel, GenerationMixin):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            token_type_ids=token_type_ids,
         )
         hidden = outputs.last_hidden_state
         # generation reads only the last position: an int keeps the last k, a tensor indexes
@@ -571,6 +583,7 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         """``labels``: class ids (single-label), floats (regression, one per output) or
@@ -589,11 +602,14 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
                 return_dict=True,
+                token_type_ids=token_type_ids,
             )
             pooled = pool_hidden_states(outputs.last_hidden_state, pool_mask, self.config.pooling)
             hidden_states, attentions = outputs.hidden_states, outputs.attentions
         else:
-            hidden = self.gpt.embed(input_ids, attention_mask, position_ids, inputs_embeds)
+            hidden = self.gpt.embed(
+                input_ids, attention_mask, position_ids, inputs_embeds, 0, token_type_ids
+            )
             pooled = self._pool_from_block(hidden, 0, attention_mask, pool_mask)
             hidden_states = attentions = None
         output = self._classify(pooled, labels, hidden_states, attentions, **kwargs)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# Tests must never reach for the network: fail fast instead of hanging on a Hub lookup.
+# Set before anything imports huggingface_hub/transformers, which read these at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import scratchgpt  # noqa: F401  (registers the Auto classes)
-from scratchgpt.folder import save_model_folder
-from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
-from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
-from scratchgpt_modeling.modeling_scratchgpt import (
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import scratchgpt  # noqa: F401, E402  (registers the Auto classes)
+from scratchgpt.folder import save_model_folder  # noqa: E402
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
+from scratchgpt_modeling.modeling_scratchgpt import (  # noqa: E402
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
 )
 
-# Tests must never reach for the network: fail fast instead of hanging on a Hub lookup.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

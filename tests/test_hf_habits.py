@@ -541,3 +541,21 @@ def test_no_deprecation_notices_in_forward_and_generate():
         generate(lm, prompt, prompt_mask, num_beams=2)
         classifier(ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
     assert not found, found
+
+
+def test_token_type_ids_are_embedded_as_gpt2_does():
+    """GPT-2 adds ``wte(token_type_ids)`` to its input embeddings; ours must too (every class),
+    not drop them silently."""
+    torch.manual_seed(0)
+    config = ScratchGPTConfig(vocab_size=99, context_length=16, emb_dim=32, n_heads=2, n_layers=2)
+    lm = ScratchGPTForCausalLM(config).eval()
+    classifier = ScratchGPTForSequenceClassification(config).eval()
+    ids, types = torch.randint(0, 99, (2, 6)), torch.randint(0, 3, (2, 6))
+    with torch.no_grad():
+        shift = lm.gpt.embed(ids, token_type_ids=types) - lm.gpt.embed(ids)
+        torch.testing.assert_close(shift, lm.gpt.tok_emb(types))  # GPT-2's rule
+        assert not torch.allclose(lm(ids, token_type_ids=types).logits, lm(ids).logits)
+        typed = classifier(ids, token_type_ids=types).logits
+        assert not torch.allclose(typed, classifier(ids).logits)
+        full = classifier(ids, token_type_ids=types, output_hidden_states=True).logits
+        torch.testing.assert_close(typed, full)  # the pooled fast path sees them too
