@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel
 
-from scratchgpt import data
-from scratchgpt.data import (
+from scratchgpt.data import prepare as data
+from scratchgpt.data.prepare import (
     BadLinePolicy,
     DataError,
     build_parser,

@@ -1,7 +1,7 @@
 """The trainer's side of the data: which folder tokenizes, and how splits become batches.
 
-Reading, splitting and tokenizing live in ``scratchgpt.data``; padding and the seeded
-length-grouped order in ``scratchgpt.collate``. This module only wires them to a model
+Reading, splitting and tokenizing live in ``scratchgpt.data.prepare``; padding and the seeded
+length-grouped order in ``scratchgpt.data.collate``. This module only wires them to a model
 source and to the two kinds of items the trainer batches (token ids, or cached states).
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from scratchgpt.collate import ClassificationCollator, LengthGroupedBatchSampler
-from scratchgpt.data import (
+from scratchgpt.data.collate import ClassificationCollator, LengthGroupedBatchSampler
+from scratchgpt.data.prepare import (
     PreparedData,
     add_data_arguments,
     prepare_from_args,
@@ -36,8 +36,8 @@ def model_source(args: argparse.Namespace) -> str | Path:
     from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
     if args.model in PRESETS and args.init == "pretrained":
-        from scratchgpt.convert import ensure_pretrained_folder
         from scratchgpt.download import DownloadError
+        from scratchgpt.weights.convert import ensure_pretrained_folder
 
         try:
             return ensure_pretrained_folder(args.model)

@@ -15,9 +15,9 @@ Where the speed comes from, compared with the book's loop:
 Layout on disk: ``--output-dir`` is written once, atomically, at the end (a complete model
 folder plus metrics, logs and plots); checkpoints and live logs go to ``--run-dir``.
 
-Companions: ``train_args`` (flags), ``train_data`` (batches), ``prefix_cache``,
-``train_outputs`` (checkpoints, step log, output folder), ``train_fsdp`` (what changes
-when FSDP shards the model), ``plots``.
+Companions in ``scratchgpt.training``: ``arguments`` (flags), ``state`` (progress and parts),
+``data`` (batches), ``prefix_cache``, ``checkpoints``, ``outputs`` (step log, output folder),
+``fsdp`` (what changes when FSDP shards the model), ``plots``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,9 +38,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from scratchgpt import evaluation
-from scratchgpt.folder import build_model
-from scratchgpt.prefix_cache import (
+from scratchgpt.metrics import report
+from scratchgpt.training.arguments import build_parser, parse_args
+from scratchgpt.training.checkpoints import CHECKPOINTS, checkpoint_dir, resume, save_checkpoint
+from scratchgpt.training.data import load_data, make_eval_loader, make_train_loader, token_collator
+from scratchgpt.training.fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
+from scratchgpt.training.outputs import init_trackers, log_record, open_step_log, write_outputs
+from scratchgpt.training.prefix_cache import (
     CachedCollator,
     CachedSplit,
     ClassifierTrainingModule,
@@ -50,19 +53,8 @@ from scratchgpt.prefix_cache import (
     estimate_cache_bytes,
     frozen_prefix_length,
 )
-from scratchgpt.train_args import build_parser, parse_args
-from scratchgpt.train_data import load_data, make_eval_loader, make_train_loader, token_collator
-from scratchgpt.train_fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
-from scratchgpt.train_outputs import (
-    CHECKPOINTS,
-    checkpoint_dir,
-    init_trackers,
-    log_record,
-    open_step_log,
-    resume,
-    save_checkpoint,
-    write_outputs,
-)
+from scratchgpt.training.state import Run, TrainState
+from scratchgpt.weights.convert import build_model
 
 __all__ = ["build_parser", "cli", "main", "parse_args", "setup", "train"]
 
@@ -83,50 +75,6 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-# ----------------------------------------------------------------------------- state
-
-
-@dataclass
-class TrainState:
-    """Progress saved in every checkpoint (accelerate pickles it via ``state_dict``)."""
-
-    global_step: int = 0  # optimizer steps taken
-    epoch: int = 0  # epochs completed
-    batches_in_epoch: int = 0  # batches consumed in the running epoch (for mid-epoch resume)
-    examples_seen: int = 0
-    elapsed_s: float = 0.0  # training wall time before this process started
-    evals: list[dict] = field(default_factory=list)  # periodic train/val losses
-    epochs: list[dict] = field(default_factory=list)  # per-epoch accuracies and losses
-    best: dict = field(default_factory=dict)  # {"epoch", "accuracy", "loss", "checkpoint"}
-
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-
-
-@dataclass
-class Run:
-    """Everything the loop touches, built once by :func:`setup`."""
-
-    args: argparse.Namespace
-    accelerator: Accelerator
-    module: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    train_loader: DataLoader
-    eval_loaders: dict[str, DataLoader]  # whole splits, for the final metrics
-    probe_loaders: dict[str, DataLoader]  # first --eval-iter batches of train/validation
-    label_names: list[str]
-    tokenizer_folder: Path
-    state: TrainState
-    info: dict  # facts for training_args.json and the card (cache, parameter counts, ...)
-    steps_per_epoch: int = 0
-    step_log: Path | None = None
 
 
 # ----------------------------------------------------------------------------- model
@@ -424,7 +372,7 @@ def evaluate_splits(run: Run) -> tuple[dict, dict]:
     metrics, raw = {}, {}
     for split, loader in run.eval_loaders.items():
         raw[split] = predict(run, loader)
-        metrics[split] = evaluation.compute_classification_metrics(
+        metrics[split] = report.compute_classification_metrics(
             raw[split]["predictions"], raw[split]["references"], run.label_names
         )
         metrics[split]["loss"] = raw[split]["loss"]
@@ -612,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with timed(seconds, "final_evaluation"):
         restore_best(run)
         metrics, raw = evaluate_splits(run)
-    acc.print(evaluation.format_splits_table(metrics))
+    acc.print(report.format_splits_table(metrics))
     for tracker in acc.trackers:
         tracker.finish()  # flush TensorBoard before its files are copied into the output
     with timed(seconds, "outputs"):
@@ -627,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 def cli(argv: Sequence[str] | None = None) -> int:
     """``scripts/finetune.py``: expected failures (bad data, no network, an occupied run
     folder) print one clear line and exit 2; anything else keeps its traceback."""
-    from scratchgpt.data import DataError
+    from scratchgpt.data.prepare import DataError
     from scratchgpt.download import DownloadError
 
     try:

@@ -1,4 +1,4 @@
-"""Command-line flags of ``scripts/finetune.py`` (the data flags come from ``scratchgpt.data``)."""
+"""Command-line flags of ``scripts/finetune.py`` (data flags: ``scratchgpt.data``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from scratchgpt.train_data import add_data_arguments
+from scratchgpt.training.data import add_data_arguments
 
 TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
 SCHEDULES = ("constant", "linear", "cosine")

@@ -1,7 +1,7 @@
 """Convert pretrained GPT-2 weights into scratchgpt model folders.
 
 The sources (OpenAI TensorFlow checkpoints, transformers GPT-2 folders, the book's ``.pth``
-state_dicts) are read and shape-checked by :mod:`scratchgpt.weight_sources`; this module builds
+state_dicts) are read and shape-checked by :mod:`scratchgpt.weights.sources`; this module builds
 the config and the model from them (on the meta device, so weights are not allocated twice)
 and writes the folder with :func:`scratchgpt.folder.save_model_folder`, into a temporary
 sibling renamed when complete. It also fetches and caches OpenAI's checkpoints for the
@@ -15,14 +15,22 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import torch
+from transformers import PreTrainedModel
 
 from scratchgpt.download import OPENAI_GPT2_SIZES, DownloadError, download_openai_gpt2
-from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, is_model_folder, save_model_folder
+from scratchgpt.folder import (
+    DEFAULT_MAX_SHARD_SIZE,
+    TASK_CLASSES,
+    Task,
+    is_model_folder,
+    load_model_folder,
+    save_model_folder,
+)
 from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
 from scratchgpt.paths import cache_dir as default_cache_dir
-from scratchgpt.tf_checkpoint import CheckpointError
 from scratchgpt.tokenizer import (
     ENDOFTEXT,
     EXPECTED_FILES,
@@ -32,15 +40,16 @@ from scratchgpt.tokenizer import (
     read_bpe,
     tokenizer_files_present,
 )
-from scratchgpt.weight_sources import (
+from scratchgpt.weights.sources import (
     SIZE_TO_PRESET,
     SOURCE_FORMATS,
     ConversionError,
     SourceFormat,
     SourceWeights,
-    detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.convert.detect_format)
+    detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.weights.convert.detect_format)
     read_source,
 )
+from scratchgpt.weights.tf_checkpoint import CheckpointError
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -222,6 +231,44 @@ def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | No
         return folder
     checkpoint = download_openai_gpt2(sizes[preset], root / "openai" / sizes[preset])
     return convert(checkpoint, folder, source_format="openai")
+
+
+def build_model(
+    model: str | Path,
+    *,
+    task: Task = "sequence-classification",
+    init: Literal["pretrained", "random"] = "pretrained",
+    seed: int = 123,
+    **config_overrides,
+) -> PreTrainedModel:
+    """A model from a preset name (``gpt2-small`` ...) or a model folder.
+
+    ``init="random"`` builds a preset's shape with fresh weights (the only option offline);
+    ``"pretrained"`` uses OpenAI's weights, downloaded and converted once into the cache.
+    Config overrides (``num_labels``, ``id2label``, ``pooling``, ``drop_rate``, ...) apply in
+    both cases; a new classification head is initialised from ``seed``.
+    """
+    torch.manual_seed(seed)
+    name = str(model)
+    if name in PRESETS and init == "random":
+        return TASK_CLASSES[task](ScratchGPTConfig.from_preset(name, **config_overrides))
+    if name in PRESETS:
+        folder = ensure_pretrained_folder(name)
+    elif is_model_folder(name):
+        folder = Path(name)
+    else:
+        raise ValueError(
+            f"--model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder "
+            "(a directory with config.json)"
+        )
+    if init == "random":
+        config = ScratchGPTConfig.from_pretrained(folder, **config_overrides)
+        return TASK_CLASSES[task](config)
+    # A new head (other labels than the folder's) is initialised instead of loaded.
+    relabel = task == "sequence-classification" and bool(
+        {"num_labels", "id2label"} & set(config_overrides)
+    )
+    return load_model_folder(folder, task, ignore_mismatched_sizes=relabel, **config_overrides)
 
 
 def sample_generation(

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from scratchgpt.inference import (
+from scratchgpt.inference.classify import (
     HubDownloadError,
     positive_int,
     resolve_encoding,

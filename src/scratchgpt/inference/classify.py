@@ -5,7 +5,7 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 (so each batch holds messages of similar length), pads each batch only to its own longest
 message with an attention mask, and returns the results in the input order. The model pools
 the last non-padding token, so padding never changes a prediction. On CPU the linear weights
-are packed once for oneDNN for the whole call (``scratchgpt.prepack``).
+are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from scratchgpt.collate import SortedBatchSampler, right_pad
-from scratchgpt.prepack import Prepack, prepacked_linears
+from scratchgpt.data.collate import SortedBatchSampler, right_pad
+from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
 
 DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
@@ -101,7 +101,7 @@ def predict_probabilities(
 ) -> torch.Tensor:
     """Class probabilities (N, num_labels), rows in the order of ``token_ids``.
 
-    ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.prepack``):
+    ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.inference.prepack``):
     "auto" (default) where it fits in memory, True to insist where supported, False never.
     """
     model.eval()

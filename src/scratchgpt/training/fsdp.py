@@ -28,7 +28,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from scratchgpt.folder import TASK_CLASSES
-from scratchgpt.prefix_cache import ClassifierTrainingModule
+from scratchgpt.training.prefix_cache import ClassifierTrainingModule
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTBlock
 
 # Methods of ScratchGPTBlock that run it besides ``forward``.

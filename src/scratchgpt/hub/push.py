@@ -1,7 +1,7 @@
 """Share a fine-tuned model folder on the Hugging Face Hub (``scripts/push_to_hub.py``).
 
 Before anything touches the network, ``check_folder`` verifies locally what the Hub would get:
-the model folder is complete, the card's YAML metadata is valid (``scratchgpt.card``), every
+the model folder is complete, the card's YAML metadata is valid (``scratchgpt.hub.card``), every
 file that would be uploaded is listed with its size, and the folder loads through the Auto API
 with ``trust_remote_code`` in a fresh Python process (so the folder's own code is what runs,
 not the installed library). ``--dry-run`` stops there and needs no network or token.
@@ -27,7 +27,7 @@ from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
-from scratchgpt.card import (
+from scratchgpt.hub.card import (
     CARD_FILE,
     METRICS_FILE,
     TRAINING_ARGS_FILE,
@@ -202,7 +202,7 @@ def push_folder(
             "(nothing was uploaded)"
         )
     if not (folder / CARD_FILE).is_file():
-        from scratchgpt.card import write_model_card
+        from scratchgpt.hub.card import write_model_card
 
         write_model_card(folder, repo_id)
     api = HfApi(token=token)

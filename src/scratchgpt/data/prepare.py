@@ -2,7 +2,7 @@
 test).
 
 Reading (SMS / CSV / TSV / JSONL files, Hub datasets, the SMS download, per-line validation)
-lives in ``scratchgpt.data_sources``; this module builds on its ``text`` + ``label`` (ClassLabel)
+lives in ``scratchgpt.data.sources``; this module builds on its ``text`` + ``label`` (ClassLabel)
 dataset: drop exact duplicate texts (default) -> optionally undersample to the smallest class ->
 stratified split -> tokenize with the model folder's vocabulary (``Dataset.map(batched=True)``,
 cached) -> ``input_ids``, ``label``, ``length``, ``truncated``, ``text``.
@@ -16,8 +16,8 @@ Public API (``finetune.py`` reuses the same flags):
   ``load_prepared(dataset_dir, tokenizer_folder=None, context_length=None)``;
 - ``main(argv)``: the ``scripts/prepare_data.py`` command.
 The reading API (``DataError``, ``BadLinePolicy``, ``read_labelled_file``, ...) is re-exported
-here, so ``scratchgpt.data`` stays the one import for scripts. Batching (collator, samplers)
-lives in ``scratchgpt.collate``.
+here, so ``scratchgpt.data.prepare`` stays the one import for scripts. Batching (collator, samplers)
+lives in ``scratchgpt.data.collate``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from scratchgpt.data_sources import (
+from scratchgpt.data.sources import (
     FORMATS,
     SMS_LABELS,
     SMS_SHA256,
@@ -80,7 +80,7 @@ __all__ = [
     "tokenize_split",
     "undersample",
     "vocab_fingerprint",
-    # re-exported from scratchgpt.data_sources (importers of scratchgpt.data use them)
+    # re-exported from scratchgpt.data.sources (importers of scratchgpt.data.prepare use them)
     "CACHE_ENV",
     "FORMATS",
     "SMS_LABELS",
