@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import matmul_peak_gflops, transformer_forward_flops  # noqa: E402
-from scratchgpt.data.prepare import add_data_arguments, prepare_from_args  # noqa: E402
+from scratchgpt.data.prepare import DataArguments, prepare_from_args  # noqa: E402
 from scratchgpt.inference.classify import classify_texts  # noqa: E402
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
 from scratchgpt.tokenizer import load_tiktoken  # noqa: E402
@@ -46,9 +46,7 @@ GPT2_SMALL = {"n_layers": 12, "emb_dim": 768}
 
 def sms_test_texts() -> list[str]:
     """The test split exactly as the trainer builds it by default (dedupe, 70/10/20, seed 123)."""
-    parser = argparse.ArgumentParser()
-    add_data_arguments(parser)
-    args = parser.parse_args(["--data-file", str(sms_spam_file()), "--no-cache"])
+    args = DataArguments(data_file=str(sms_spam_file()), no_cache=True)
     return list(prepare_from_args(args, gpt2_bpe_dir(), 1024).dataset["test"]["text"])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -403,13 +402,13 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
 
 
 def test_every_flag_has_help():
-    parser = build_parser()
-    for action in parser._actions:
-        assert action.help, f"{action.option_strings} has no help"
-    finetune_like = argparse.ArgumentParser()
-    finetune_like.add_argument("--seed", type=int, default=7)
-    data.add_data_arguments(finetune_like)  # must not clash with the script's own --seed
-    args = finetune_like.parse_args(["--dataset-dir", "x"])
+    from scratchgpt.training.arguments import build_parser as finetune_parser
+
+    for parser in (build_parser(), finetune_parser()):
+        for action in parser._actions:
+            assert action.help, f"{action.option_strings} has no help"
+    # finetune's --seed is the data's seed too (one flag, the trainer's help)
+    args, _ = finetune_parser().parse(["--dataset-dir", "x", "--seed", "7"])
     assert args.seed == 7 and args.dataset_dir == "x"
 
 

@@ -1,4 +1,5 @@
-"""The package's shape: no import circles, and lower layers never import higher ones.
+"""The package's shape: no import circles, lower layers never import higher ones, and no
+``argparse.Namespace`` below the command line (library functions take typed dataclasses).
 
 Imports are read with ``ast`` from every module under ``src/scratchgpt`` (module level,
 function level and ``TYPE_CHECKING`` alike), so a circle hidden in a function still fails.
@@ -13,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "scratchgpt"
 # A module may import its own layer and the layers below it, never one above.
 LAYERS = {
+    "arguments": 0,
     "paths": 0,
     "tokenizer": 0,
     "download": 0,
@@ -88,3 +90,18 @@ def test_no_import_circle():
         if name not in state:
             visit(name, [name])
     assert not circles
+
+
+def test_no_namespace_below_the_command_line():
+    """Functions take the typed dataclasses (``FinetuneArguments``, ...), never a Namespace."""
+    mentions = [str(p) for p in MODULES.values() if "Namespace" in p.read_text()]
+    assert not mentions
+    untyped = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for param in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+                    hint = ast.unparse(param.annotation) if param.annotation else ""
+                    if param.arg == "args" and not hint:  # a Namespace in disguise
+                        untyped.append(f"{name}.{node.name}({param.arg}: {hint or '?'})")
+    assert not untyped

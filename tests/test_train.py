@@ -138,7 +138,7 @@ def test_loss_decreases_on_learnable_task(toy_run):
 def test_output_folder_is_complete(toy_run):
     output_dir, metrics = toy_run
     for name in ("config.json", "model.safetensors", "modeling_scratchgpt.py", "vocab.json",
-                 "metrics.json", "training_args.json", "steps.jsonl", "README.md",
+                 "metrics.json", "training_args.json", "recipe.yaml", "steps.jsonl", "README.md",
                  "loss-plot.png", "loss-plot.pdf", "accuracy-plot.png", "accuracy-plot.pdf",
                  "confusion_matrix.png"):  # fmt: skip
         assert (output_dir / name).is_file(), name

@@ -1,5 +1,6 @@
-"""Labelled text -> tokenized splits: reading sources (``sources``), the preparation pipeline
-(dedupe, balance, stratified split, tokenize: ``prepare``) and batching (``collate``).
+"""Labelled text -> tokenized splits: reading sources (``sources``), the settings shared by
+finetune / prepare_data / evaluate (``arguments``), the preparation pipeline (dedupe, balance,
+stratified split, tokenize: ``prepare``) and batching (``collate``).
 
 ``scratchgpt.data`` re-exports the pipeline's public names, so one import serves scripts.
 """
@@ -12,12 +13,13 @@ from scratchgpt.data.prepare import (
     SMS_ZIP_URL,
     BadLine,
     BadLinePolicy,
+    DataArguments,
     DataError,
     DataSummary,
+    PrepareDataArguments,
     PreparedData,
     SplitStats,
     TokenizeBatch,
-    add_data_arguments,
     build_parser,
     build_prepared,
     default_cache_dir,
@@ -28,6 +30,7 @@ from scratchgpt.data.prepare import (
     load_prepared,
     load_source,
     main,
+    prepare_data,
     prepare_from_args,
     read_hub_dataset,
     read_labelled_file,
@@ -45,16 +48,17 @@ __all__ = [
     "BadLine",
     "BadLinePolicy",
     "CACHE_ENV",
+    "DataArguments",
     "DataError",
     "DataSummary",
     "FORMATS",
+    "PrepareDataArguments",
     "PreparedData",
     "SMS_LABELS",
     "SMS_SHA256",
     "SMS_ZIP_URL",
     "SplitStats",
     "TokenizeBatch",
-    "add_data_arguments",
     "build_parser",
     "build_prepared",
     "default_cache_dir",
@@ -65,6 +69,7 @@ __all__ = [
     "load_prepared",
     "load_source",
     "main",
+    "prepare_data",
     "prepare_from_args",
     "read_hub_dataset",
     "read_labelled_file",

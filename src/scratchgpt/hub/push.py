@@ -13,7 +13,6 @@ partial model behind (at worst an empty repo that ``create_repo`` made).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,6 +26,8 @@ from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
     METRICS_FILE,
@@ -232,40 +233,20 @@ def push_folder(
 # ----------------------------------------------------------------- command line (push_to_hub.py)
 
 
-def build_push_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_push_parser() -> ArgumentParser:
+    """The flags of ``scripts/push_to_hub.py``."""
+    return ArgumentParser(
+        PushArguments,
         prog="push_to_hub.py",
         description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
         "to the Hugging Face Hub as one commit, after checking it locally.",
     )
-    parser.add_argument("--model", required=True, type=Path, help="the model folder to upload")
-    parser.add_argument("--repo-id", required=True, help="target repo, USER/NAME or ORG/NAME")
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument(
-        "--revision", default=None, help="branch to push to (created if absent; default main)"
-    )
-    parser.add_argument(
-        "--token", default=None, help="Hub token with write access (default: HF_TOKEN or login)"
-    )
-    parser.add_argument("--commit-message", default=None, help="commit message on the Hub")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="offline: validate the card metadata, list every file and size that would be "
-        "uploaded, check the folder loads with trust_remote_code; upload nothing",
-    )
-    parser.add_argument(
-        "--no-load-check",
-        action="store_true",
-        help="skip loading the folder in a fresh process (saves a few seconds)",
-    )
-    return parser
 
 
 def push_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
     parser = build_push_parser()
-    args = parser.parse_args(argv)
+    args, _ = parser.parse(argv)
     try:
         validate_repo_id(args.repo_id)
         if args.repo_id.count("/") != 1:

@@ -6,22 +6,20 @@ split; metrics, tables and plots come from ``scratchgpt.metrics.report``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from scratchgpt.data.prepare import add_data_arguments, prepare_from_args
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.data.prepare import prepare_from_args
+from scratchgpt.inference.arguments import EvaluateArguments
 from scratchgpt.inference.classify import (
-    DEFAULT_BATCH_SIZE,
     HubDownloadError,
-    add_prepack_argument,
     label_names,
     load_classifier,
     pad_token_id,
-    positive_int,
     predict_probabilities,
     resolve_encoding,
 )
@@ -35,50 +33,19 @@ from scratchgpt.metrics.report import (
 )
 from scratchgpt.paths import make_readable
 
-EVAL_SPLITS = ("train", "validation", "test", "all")
 
-
-def build_evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_evaluate_parser() -> ArgumentParser:
+    """The flags of ``scripts/evaluate.py`` (the data flags are the trainer's), plus
+    ``--config``."""
+    return ArgumentParser(
+        EvaluateArguments,
+        config=True,
         prog="evaluate.py",
         description="Evaluate a fine-tuned classifier folder on a data split: metrics table "
         "(accuracy, per-class precision/recall/F1, confusion matrix), a confusion-matrix PNG, a "
         "precision-recall PNG and metrics.json in --output-dir. The data flags are the "
         "trainer's: pass the same ones (seed, dedupe, balance, fractions) to get its test split.",
     )
-    parser.add_argument(
-        "--model", required=True, help="model folder, or Hub repo id USER/NAME (downloaded)"
-    )
-    parser.add_argument(
-        "--split",
-        choices=EVAL_SPLITS,
-        default="test",
-        help="which split of the prepared data to score; 'all' = every row of the data "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--errors",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print the N most confident mistakes (default: none)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=None,
-        help="where the PNGs and metrics.json go (default: ./eval-<model name>-<split>)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help="texts per forward pass (default: %(default)s)",
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_prepack_argument(parser)
-    add_data_arguments(parser, allow_prepared=True)
-    return parser
 
 
 def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
@@ -100,8 +67,9 @@ def _select_split(dataset, split: str):
     return dataset[split]
 
 
-def run_evaluation(args: argparse.Namespace) -> dict:
-    """Score the model on the chosen split; writes the plots and metrics.json, returns metrics."""
+def evaluate(args: EvaluateArguments) -> dict:
+    """``evaluate``: score the model on the chosen split; writes the plots and metrics.json
+    into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
     model, folder = load_classifier(args.model, device=args.device)
     prepared = prepare_from_args(args, folder, int(model.config.context_length))
     rows = _select_split(prepared.dataset, args.split)
@@ -137,13 +105,9 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/evaluate.py``; returns the exit status."""
     parser = build_evaluate_parser()
-    args = parser.parse_args(argv)
-    if args.errors < 0 or args.batch_size < 1:
-        parser.error(
-            f"--errors must be >= 0 and --batch-size >= 1, got {args.errors}, {args.batch_size}"
-        )
+    args, _ = parser.parse(argv)
     try:
-        metrics = run_evaluation(args)
+        metrics = evaluate(args)
     except (ValueError, FileNotFoundError, HubDownloadError) as err:
         parser.exit(2, f"evaluate.py: error: {err}\n")
     print(format_metrics_table(metrics, title=f"{args.model} — {args.split} split"))

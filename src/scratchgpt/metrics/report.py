@@ -25,15 +25,14 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display on servers or in CI
+# A bare Figure, not pyplot: saving needs no display, and importing the library does not switch
+# a notebook's plotting backend (pyplot's global state) to Agg behind the user's back.
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from scratchgpt.metrics import load_metric  # noqa: E402
-from scratchgpt.paths import make_readable  # noqa: E402
+from scratchgpt.metrics import load_metric
+from scratchgpt.paths import make_readable
 
 SUMMARY_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
@@ -117,7 +116,7 @@ def format_splits_table(metrics_by_split: Mapping[str, Mapping]) -> str:
     return "\n".join(lines)
 
 
-def _save_figure_atomically(fig: plt.Figure, path: str | Path) -> Path:
+def _save_figure_atomically(fig: Figure, path: str | Path) -> Path:
     """Write to a temp file next to ``path`` then rename, so a crash leaves no half PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +127,6 @@ def _save_figure_atomically(fig: plt.Figure, path: str | Path) -> Path:
         make_readable(tmp)  # mkstemp's 0600 would hide the plot from other users
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
@@ -144,7 +142,8 @@ def plot_confusion_matrix(
             f"confusion matrix shape {counts.shape} does not match {len(label_names)} label names"
         )
     size = 2.5 + 0.6 * len(label_names)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(counts, cmap="Blues")
     ticks = range(len(label_names))
     ax.set_xticks(ticks, label_names, rotation=45, ha="right")
@@ -198,7 +197,8 @@ def plot_precision_recall(
             f"scores shape {probs.shape} should be (num_examples={refs.size}, "
             f"num_labels={len(label_names)})"
         )
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
     for class_id, name in enumerate(label_names):
         precision, recall, ap = precision_recall_curve(probs[:, class_id], refs == class_id)
         ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")

@@ -1,228 +1,224 @@
-"""Command-line flags of ``scripts/finetune.py`` (data flags: ``scratchgpt.data``)."""
+"""``finetune``'s settings: one dataclass per part (model, optimisation, evaluation, outputs,
+speed) plus the shared :class:`~scratchgpt.data.arguments.DataArguments`, combined into the flat
+:class:`FinetuneArguments` that the loop takes (as transformers' ``TrainingArguments``).
+
+``FinetuneArguments(init="random", data_file=..., epochs=1)`` in Python and
+``scripts/finetune.py --init random --data-file ... --epochs 1`` are the same run.
+"""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from scratchgpt.training.data import add_data_arguments
+from scratchgpt.arguments import (
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    super_post_init,
+    to_config,
+)
+from scratchgpt.data.arguments import DataArguments
 
 TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
 SCHEDULES = ("constant", "linear", "cosine")
+DESCRIPTION = (
+    "Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), through "
+    "accelerate: `accelerate launch scripts/finetune.py [flags]`."
+)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except the uninformative ones (unset options, off switches)."""
+@dataclass(kw_only=True)
+class ModelArguments:
+    _argument_group_name = "model"
 
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """All flags of ``scripts/finetune.py`` (data flags come from ``scratchgpt.data``)."""
-    parser = argparse.ArgumentParser(
-        description="Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), "
-        "through accelerate: `accelerate launch scripts/finetune.py [flags]`.",
-        formatter_class=_HelpFormatter,
-    )
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        default="gpt2-small",
-        help="preset (gpt2-small|medium|large|xl) or a model folder",
-    )
-    model.add_argument(
-        "--init",
-        choices=("pretrained", "random"),
-        default="pretrained",
-        help="pretrained: OpenAI weights (downloaded and converted once); "
+    model: str = arg("gpt2-small", "preset (gpt2-small|medium|large|xl) or a model folder")
+    init: Literal["pretrained", "random"] = arg(
+        "pretrained",
+        "pretrained: OpenAI weights (downloaded and converted once); "
         "random: the preset's shape with fresh weights (works offline)",
     )
-    model.add_argument(
-        "--trainable",
-        choices=TRAINABLE,
-        default="last_block",
-        help="what learns besides the new head: last_layer = head only; "
+    trainable: Literal["last_layer", "last_block", "last_two_blocks", "all", "lora"] = arg(
+        "last_block",
+        "what learns besides the new head: last_layer = head only; "
         "last_block / last_two_blocks = those blocks + final norm; all; lora",
     )
-    model.add_argument("--lora-r", type=int, default=8, help="LoRA rank (--trainable lora)")
-    model.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scaling alpha")
-    model.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on LoRA inputs")
-    model.add_argument(
-        "--pooling",
-        choices=("last", "mean"),
-        default="last",
-        help="classify from the last real token or the mean of real tokens",
+    lora_r: int = arg(8, "LoRA rank (--trainable lora)")
+    lora_alpha: float = arg(16.0, "LoRA scaling alpha")
+    lora_dropout: float = arg(0.0, "dropout on LoRA inputs")
+    pooling: Literal["last", "mean"] = arg(
+        "last", "classify from the last real token or the mean of real tokens"
     )
-    model.add_argument(
-        "--drop-rate",
-        type=float,
-        default=0.0,
-        help="dropout in the model (the book fine-tunes with 0.0); >0 turns "
-        "the frozen-prefix cache off",
+    drop_rate: float = arg(
+        0.0,
+        "dropout in the model (the book fine-tunes with 0.0); >0 turns the frozen-prefix cache off",
     )
-    model.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        help="recompute block activations in backward (large presets, full "
+    gradient_checkpointing: bool = arg(
+        False,
+        "recompute block activations in backward (large presets, full "
         "fine-tuning): less memory, ~30%% more compute",
     )
 
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=5, help="passes over the training split")
-    optim.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="global batch size, split evenly across processes, so results do "
+    def __post_init__(self) -> None:
+        self.model = str(self.model)
+        check(self.lora_r >= 1, "lora_r", self.lora_r, "be >= 1")
+        check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "be in [0, 1)")
+        super_post_init(self, ModelArguments)
+
+
+@dataclass(kw_only=True)
+class OptimizationArguments:
+    _argument_group_name = "optimisation"
+
+    epochs: int = arg(5, "passes over the training split")
+    batch_size: int = arg(
+        8,
+        "global batch size, split evenly across processes, so results do "
         "not depend on how many processes run",
     )
-    optim.add_argument(
-        "--gradient-accumulation-steps",
-        type=int,
-        default=1,
-        help="batches per optimizer step (effective batch = batch size x this)",
+    gradient_accumulation_steps: int = arg(
+        1, "batches per optimizer step (effective batch = batch size x this)"
     )
-    optim.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate")
-    optim.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
-    optim.add_argument(
-        "--lr-schedule",
-        choices=SCHEDULES,
-        default="constant",
-        help="after warmup: constant (the book), linear or cosine decay to 0",
+    lr: float = arg(5e-5, "AdamW peak learning rate")
+    weight_decay: float = arg(0.1, "AdamW weight decay")
+    lr_schedule: Literal["constant", "linear", "cosine"] = arg(
+        "constant", "after warmup: constant (the book), linear or cosine decay to 0"
     )
-    optim.add_argument("--warmup-steps", type=int, default=0, help="linear warmup steps")
-    optim.add_argument(
-        "--max-grad-norm",
-        type=float,
-        default=0.0,
-        help="clip the gradient norm to this (0 = no clipping, as the book)",
-    )
-    optim.add_argument(
-        "--mixed-precision",
-        choices=("no", "bf16", "fp16"),
-        default=None,
-        help="autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "
+    warmup_steps: int = arg(0, "linear warmup steps")
+    max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = arg(
+        None,
+        "autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "
         "default: what `accelerate config` chose, else no",
     )
-    optim.add_argument(
-        "--cpu",
-        action="store_true",
-        help="train on the CPU even if a GPU is present (with no GPU this is automatic, and "
+    cpu: bool = arg(
+        False,
+        "train on the CPU even if a GPU is present (with no GPU this is automatic, and "
         "`accelerate launch --multi_gpu --num_processes N` then runs N gloo processes)",
     )
-    optim.add_argument(
-        "--max-steps",
-        type=int,
-        default=0,
-        help="stop after this many optimizer steps (0 = run all epochs); for "
-        "smoke tests and benchmarks",
+    max_steps: int = arg(
+        0,
+        "stop after this many optimizer steps (0 = run all epochs); for smoke tests and benchmarks",
     )
-    optim.add_argument("--seed", type=int, default=123, help="seed for weights, data and order")
+    seed: int = arg(123, "seed for weights, data and order")
 
-    evals = parser.add_argument_group("evaluation")
-    evals.add_argument(
-        "--eval-freq",
-        type=int,
-        default=50,
-        help="log train/validation loss every this many optimizer steps",
-    )
-    evals.add_argument(
-        "--eval-iter",
-        type=int,
-        default=5,
-        help="batches used for those losses and for the per-epoch accuracy",
-    )
-    evals.add_argument(
-        "--keep-best",
-        action="store_true",
-        help="score the whole validation split after each epoch and keep the "
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
+        for name in ("warmup_steps", "max_grad_norm", "max_steps", "weight_decay"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), "be >= 0")
+        super_post_init(self, OptimizationArguments)
+
+
+@dataclass(kw_only=True)
+class EvaluationArguments:
+    _argument_group_name = "evaluation"
+
+    eval_freq: int = arg(50, "log train/validation loss every this many optimizer steps")
+    eval_iter: int = arg(5, "batches used for those losses and for the per-epoch accuracy")
+    keep_best: bool = arg(
+        False,
+        "score the whole validation split after each epoch and keep the "
         "best epoch's weights (accuracy, then loss) instead of the last",
     )
 
-    out = parser.add_argument_group("outputs and checkpoints")
-    out.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("outputs/sms-spam"),
-        help="final model folder (+ metrics, logs, plots, card), written atomically at the end",
+    def __post_init__(self) -> None:
+        for name in ("eval_freq", "eval_iter"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
+        super_post_init(self, EvaluationArguments)
+
+
+@dataclass(kw_only=True)
+class OutputArguments:
+    _argument_group_name = "outputs and checkpoints"
+
+    output_dir: Path = arg(
+        Path("outputs/sms-spam"),
+        "final model folder (+ metrics, logs, plots, card), written atomically at the end",
     )
-    out.add_argument(
-        "--run-dir",
-        type=Path,
-        default=None,
-        help="checkpoints and live logs (default: <output-dir>.run)",
+    run_dir: Path | None = arg(None, "checkpoints and live logs (default: <output-dir>.run)")
+    save_steps: int = arg(0, "also checkpoint every this many optimizer steps (0 = per epoch only)")
+    save_total_limit: int = arg(
+        2, "checkpoints kept (the best one under --keep-best is always kept)"
     )
-    out.add_argument(
-        "--save-steps",
-        type=int,
-        default=0,
-        help="also checkpoint every this many optimizer steps (0 = per epoch only)",
-    )
-    out.add_argument(
-        "--save-total-limit",
-        type=int,
-        default=2,
-        help="checkpoints kept (the best one under --keep-best is always kept)",
-    )
-    out.add_argument(
-        "--resume-from-checkpoint",
-        default=None,
+    resume_from_checkpoint: str | None = arg(
+        None,
+        "continue from the newest checkpoint in --run-dir, or from PATH",
         metavar="latest|PATH",
-        help="continue from the newest checkpoint in --run-dir, or from PATH",
     )
-    out.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start afresh even if --run-dir holds checkpoints of another run",
-    )
-    out.add_argument(
-        "--no-tensorboard",
-        action="store_true",
-        help="skip TensorBoard events (the JSONL step log is always written)",
+    overwrite: bool = arg(False, "start afresh even if --run-dir holds checkpoints of another run")
+    no_tensorboard: bool = arg(
+        False, "skip TensorBoard events (the JSONL step log is always written)"
     )
 
-    speed = parser.add_argument_group("speed")
-    speed.add_argument(
-        "--prefix-cache",
-        choices=("auto", "off"),
-        default="auto",
-        help="auto: run frozen leading blocks once per message when exact",
-    )
-    speed.add_argument(
-        "--prefix-cache-max-gb",
-        type=float,
-        default=8.0,
-        help="skip the cache if its states would need more memory than this",
-    )
-    add_data_arguments(parser)
-    return parser
+    def __post_init__(self) -> None:
+        self.output_dir = as_path(self.output_dir)
+        # Resolved here so the recorded settings name the folder the run really used.
+        self.run_dir = as_path(self.run_dir) or default_run_dir(self.output_dir)
+        check(self.save_steps >= 0, "save_steps", self.save_steps, "be >= 0")
+        check(self.save_total_limit >= 1, "save_total_limit", self.save_total_limit, "be >= 1")
+        if self.resume_from_checkpoint is not None:
+            self.resume_from_checkpoint = str(self.resume_from_checkpoint)
+        super_post_init(self, OutputArguments)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse and check flags; errors name the flag and the bad value."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    positive = (
-        "epochs",
-        "batch_size",
-        "gradient_accumulation_steps",
-        "eval_freq",
-        "eval_iter",
-        "save_total_limit",
-        "lora_r",
+@dataclass(kw_only=True)
+class SpeedArguments:
+    _argument_group_name = "speed"
+
+    prefix_cache: Literal["auto", "off"] = arg(
+        "auto", "auto: run frozen leading blocks once per message when exact"
     )
-    for name in positive:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    for name in ("warmup_steps", "max_grad_norm", "save_steps", "max_steps", "weight_decay"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if not 0 <= args.drop_rate < 1:
-        parser.error(f"--drop-rate must be in [0, 1), got {args.drop_rate}")
-    if args.run_dir is None:
-        args.run_dir = args.output_dir.with_name(args.output_dir.name + ".run")
-    return args
+    prefix_cache_max_gb: float = arg(
+        8.0, "skip the cache if its states would need more memory than this"
+    )
+
+    def __post_init__(self) -> None:
+        super_post_init(self, SpeedArguments)
+
+
+@dataclass(kw_only=True)
+class FinetuneArguments(
+    # Reversed: dataclass fields (and so the --help groups) come from the last base first.
+    DataArguments,
+    SpeedArguments,
+    OutputArguments,
+    EvaluationArguments,
+    OptimizationArguments,
+    ModelArguments,
+):
+    """Every setting of a fine-tuning run (the flags of ``scripts/finetune.py``)."""
+
+    # One seed for weights, data and batch order; its help is training's, in its group.
+    seed: int = arg(123, "seed for weights, data and order", group="optimisation")
+
+
+def default_run_dir(output_dir: Path) -> Path:
+    return output_dir.with_name(output_dir.name + ".run")
+
+
+def recipe(args: FinetuneArguments) -> dict:
+    """The settings as a run's ``recipe.yaml`` records them. A run folder derived from the
+    output folder stays derived (``--output-dir`` alone then moves both), and how a run was
+    resumed is not part of what it is."""
+    values = to_config(args)
+    if args.run_dir == default_run_dir(args.output_dir):
+        values["run_dir"] = None
+    values["resume_from_checkpoint"] = None
+    return values
+
+
+def build_parser() -> ArgumentParser:
+    """All flags of ``scripts/finetune.py`` (plus ``--config``)."""
+    return ArgumentParser(
+        FinetuneArguments, config=True, prog="finetune.py", description=DESCRIPTION
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> FinetuneArguments:
+    """Flags (and ``--config`` recipe) -> :class:`FinetuneArguments`; bad values exit 2."""
+    arguments, _ = build_parser().parse(argv)
+    return arguments

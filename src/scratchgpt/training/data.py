@@ -7,7 +7,6 @@ source and to the two kinds of items the trainer batches (token ids, or cached s
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,13 +16,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from scratchgpt.data.collate import ClassificationCollator, LengthGroupedBatchSampler
 from scratchgpt.data.prepare import (
     PreparedData,
-    add_data_arguments,
     prepare_from_args,
     resolve_model_source,
 )
+from scratchgpt.training.arguments import FinetuneArguments
 
 __all__ = [
-    "add_data_arguments",
     "load_data",
     "make_eval_loader",
     "make_train_loader",
@@ -31,7 +29,7 @@ __all__ = [
 ]
 
 
-def model_source(args: argparse.Namespace) -> str | Path:
+def model_source(args: FinetuneArguments) -> str | Path:
     """``--model`` as a folder: presets with ``--init pretrained`` are downloaded/converted once."""
     from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
@@ -50,7 +48,7 @@ def model_source(args: argparse.Namespace) -> str | Path:
     return args.model
 
 
-def load_data(args: argparse.Namespace) -> tuple[PreparedData, Path, str | Path]:
+def load_data(args: FinetuneArguments) -> tuple[PreparedData, Path, str | Path]:
     """Tokenized splits with the model's own vocabulary; also returns the tokenizer folder
     (copied into the output folder) and the resolved model source."""
     source = model_source(args)

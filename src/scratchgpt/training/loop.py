@@ -22,7 +22,6 @@ Companions in ``scratchgpt.training``: ``arguments`` (flags), ``state`` (progres
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import shutil
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from scratchgpt.metrics import report
-from scratchgpt.training.arguments import build_parser, parse_args
+from scratchgpt.training.arguments import FinetuneArguments, build_parser, parse_args
 from scratchgpt.training.checkpoints import CHECKPOINTS, checkpoint_dir, resume, save_checkpoint
 from scratchgpt.training.data import load_data, make_eval_loader, make_train_loader, token_collator
 from scratchgpt.training.fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
@@ -56,7 +55,16 @@ from scratchgpt.training.prefix_cache import (
 from scratchgpt.training.state import Run, TrainState
 from scratchgpt.weights.convert import build_model
 
-__all__ = ["build_parser", "cli", "main", "parse_args", "setup", "train"]
+__all__ = [
+    "FinetuneArguments",
+    "build_parser",
+    "cli",
+    "finetune",
+    "main",
+    "parse_args",
+    "setup",
+    "train",
+]
 
 TRAINABLE_BLOCKS = {"last_layer": 0, "last_block": 1, "last_two_blocks": 2}
 LORA_TARGETS = ["qkv", "out_proj", "fc", "proj"]
@@ -80,7 +88,7 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- model
 
 
-def configure_trainable(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+def configure_trainable(model: torch.nn.Module, args: FinetuneArguments) -> torch.nn.Module:
     """Freeze what the recipe freezes; ``lora`` wraps the model with PEFT adapters."""
     if args.trainable == "lora":
         return add_lora(model, args)
@@ -93,7 +101,7 @@ def configure_trainable(model: torch.nn.Module, args: argparse.Namespace) -> tor
     return model
 
 
-def add_lora(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+def add_lora(model: torch.nn.Module, args: FinetuneArguments) -> torch.nn.Module:
     """LoRA on every attention and MLP projection; the new head trains in full."""
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -115,7 +123,7 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
 
 
 def make_training_module(
-    model: torch.nn.Module, data, args: argparse.Namespace, accelerator: Accelerator
+    model: torch.nn.Module, data, args: FinetuneArguments, accelerator: Accelerator
 ) -> tuple[ClassifierTrainingModule, dict, str]:
     """Wrap the model; build the frozen-prefix cache when it applies.
 
@@ -149,7 +157,7 @@ def make_training_module(
 # ----------------------------------------------------------------------------- setup
 
 
-def make_accelerator(args: argparse.Namespace) -> Accelerator:
+def make_accelerator(args: FinetuneArguments) -> Accelerator:
     """One accelerator for every launch mode; batches are split so results ignore #processes."""
     project = ProjectConfiguration(
         project_dir=str(args.run_dir), logging_dir=str(args.run_dir / "logs")
@@ -176,7 +184,7 @@ def has_accelerator_device() -> bool:
     )
 
 
-def setup(args: argparse.Namespace) -> Run:
+def setup(args: FinetuneArguments) -> Run:
     """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
     accelerator = make_accelerator(args)
     if is_fsdp(accelerator) and (problem := unsupported_under_fsdp(args)):
@@ -241,7 +249,7 @@ def setup(args: argparse.Namespace) -> Run:
     return run
 
 
-def make_loaders(args: argparse.Namespace, data, datasets: dict, module) -> tuple:
+def make_loaders(args: FinetuneArguments, data, datasets: dict, module) -> tuple:
     """Training batches (length-grouped), whole-split evaluation, and the book's probes."""
     pad_id = module.model.config.pad_token_id
     if module.start_block:
@@ -263,7 +271,7 @@ def make_loaders(args: argparse.Namespace, data, datasets: dict, module) -> tupl
     return train_loader, evals, probes
 
 
-def load_model_and_data(args: argparse.Namespace):
+def load_model_and_data(args: FinetuneArguments):
     """The model (new head with the data's labels) and the tokenized splits."""
     data, tokenizer_folder, model_source = load_data(args)
     id2label = dict(enumerate(data.label_names))
@@ -281,7 +289,7 @@ def load_model_and_data(args: argparse.Namespace):
 
 
 def make_optimizer(
-    module: torch.nn.Module, args: argparse.Namespace, accelerator: Accelerator
+    module: torch.nn.Module, args: FinetuneArguments, accelerator: Accelerator
 ) -> torch.optim.AdamW:
     """AdamW over the trainable parameters (the book's settings).
 
@@ -298,9 +306,7 @@ def make_optimizer(
     )
 
 
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int
-):
+def make_scheduler(optimizer: torch.optim.Optimizer, args: FinetuneArguments, steps_per_epoch: int):
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
@@ -310,7 +316,7 @@ def make_scheduler(
     )
 
 
-def check_run_dir(args: argparse.Namespace, accelerator: Accelerator) -> None:
+def check_run_dir(args: FinetuneArguments, accelerator: Accelerator) -> None:
     """Refuse to mix a new run's checkpoints with an old run's, unless told to."""
     checkpoints = args.run_dir / CHECKPOINTS
     if args.resume_from_checkpoint or not checkpoints.exists() or not any(checkpoints.iterdir()):
@@ -539,11 +545,22 @@ def restore_best(run: Run) -> None:
 # ----------------------------------------------------------------------------- entry point
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run a fine-tuning job end to end; returns the final metrics per split."""
-    args = parse_args(argv)
-    run = setup(args)
-    acc = run.accelerator
+def finetune(args: FinetuneArguments) -> dict:
+    """Run a fine-tuning job end to end; returns the final metrics per split.
+
+    The output folder is ``args.output_dir``; the same call works in a notebook, under
+    ``python`` and under ``accelerate launch``. accelerate's process-wide state is reset
+    afterwards, so a second call in the same kernel starts as clean as the first.
+    """
+    try:
+        return run_job(setup(args))
+    finally:
+        reset_accelerate_state()
+
+
+def run_job(run: Run) -> dict:
+    """Resume if asked, train, evaluate every split, write the output folder."""
+    args, acc = run.args, run.accelerator
     if args.resume_from_checkpoint:
         resume(run)
     open_step_log(run)
@@ -570,6 +587,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     acc.print(f"wrote {args.output_dir}  (checkpoints in {args.run_dir / CHECKPOINTS})")
     acc.end_training()  # also ends the process group, so it comes last
     return metrics
+
+
+def reset_accelerate_state() -> None:
+    """Forget accelerate's singletons (device, process group, accumulation state)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """``scripts/finetune.py`` without the exit status: flags (and ``--config``) -> metrics."""
+    return finetune(parse_args(argv))
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

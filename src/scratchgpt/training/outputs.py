@@ -14,13 +14,16 @@ from pathlib import Path
 
 import torch
 
+from scratchgpt.arguments import save_config, to_config
 from scratchgpt.folder import save_model_folder
 from scratchgpt.metrics import report
+from scratchgpt.training.arguments import recipe
 from scratchgpt.training.fsdp import gather_full_model, is_fsdp
 from scratchgpt.training.plots import plot_curves
 from scratchgpt.training.state import Run
 
 STEP_LOG = "steps.jsonl"
+RECIPE = "recipe.yaml"
 
 
 # ----------------------------------------------------------------------------- logging
@@ -57,7 +60,7 @@ def init_trackers(run: Run) -> None:
     # TensorBoard's hparams accept only scalars and strings.
     config = {
         k: v if isinstance(v, int | float | str | bool) else str(v)
-        for k, v in vars(run.args).items()
+        for k, v in to_config(run.args).items()
     }
     run.accelerator.init_trackers("finetune", config=config)
 
@@ -93,9 +96,11 @@ def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
 
 
 def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
-    """metrics.json, training_args.json, the step log, TensorBoard events, plots and card."""
+    """metrics.json, training_args.json, recipe.yaml, the step log, TensorBoard events, plots
+    and card."""
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (staging / "training_args.json").write_text(json.dumps(training_record(run), indent=2) + "\n")
+    save_config(recipe(run.args), staging / RECIPE)  # --config of this file reproduces the run
     shutil.copy(run.step_log, staging / STEP_LOG)
     # Flat copies: the folder is the Hub repo, which finds event files at any depth.
     for events in (run.args.run_dir / "logs").rglob("events.out.tfevents*"):
@@ -108,7 +113,7 @@ def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
 
 def training_record(run: Run) -> dict:
     """The flags and facts of this run; ``scratchgpt.hub.card`` reads the named keys."""
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.args).items()}
+    args = to_config(run.args)
     summary = run.info.get("data_summary") or {}
     card_keys = {
         "model_name": run.args.output_dir.name,

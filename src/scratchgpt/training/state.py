@@ -6,13 +6,14 @@ which is why it lives apart from all three: none of them imports another to name
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
+
+from scratchgpt.training.arguments import FinetuneArguments
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TrainState:
 class Run:
     """Everything the loop touches, built once by :func:`setup`."""
 
-    args: argparse.Namespace
+    args: FinetuneArguments
     accelerator: Accelerator
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
