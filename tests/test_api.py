@@ -129,6 +129,7 @@ def test_flags_override_the_config_file(tmp_path):
         ("epochs: 3\nbatchsize: 4\n", "unknown settings ['batchsize']"),
         ("batch_size: 0\n", "--batch-size must be >= 1, got 0"),
         ("- epochs\n", "expected a mapping"),
+        ("trainable: lorax\n", "--trainable must be one of last_layer, last_block"),
     ],
 )
 def test_bad_config_files_are_refused_by_name(tmp_path, capsys, content, message):
@@ -143,6 +144,11 @@ def test_bad_config_files_are_refused_by_name(tmp_path, capsys, content, message
 def test_validation_names_the_flag_and_value():
     with pytest.raises(ValueError, match=r"--drop-rate must be in \[0, 1\), got 1.5"):
         FinetuneArguments(drop_rate=1.5)
+    with pytest.raises(ValueError, match="--pooling must be one of last, mean, got 'max'"):
+        FinetuneArguments(pooling="max")
+    with pytest.raises(ValueError, match="--mixed-precision must be one of no, bf16, fp16"):
+        FinetuneArguments(mixed_precision="fp8")
+    assert FinetuneArguments(mixed_precision=None).mixed_precision is None
     with pytest.raises(ValueError, match="--data-file and --dataset-dir are alternatives"):
         FinetuneArguments(data_file="a", dataset_dir="b")
     args = FinetuneArguments(output_dir="runs/x")  # strings become paths, run dir derived
@@ -162,3 +168,41 @@ def test_api_is_importable_from_the_package():
         assert callable(getattr(scratchgpt, name))
     for name in ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert"):
         assert hasattr(scratchgpt, f"{name}Arguments")
+
+
+def test_prepare_and_evaluate_from_python_score_the_run(api_run, model_dir, toy_file):
+    from scratchgpt import EvaluateArguments, PrepareDataArguments, evaluate, prepare_data
+
+    tmp, metrics = api_run
+    data_dir = tmp / "prepared"
+    # The trainer's data flags (here the defaults) give the trainer's test split.
+    prepared = prepare_data(
+        PrepareDataArguments(data_file=str(toy_file), model=str(model_dir), output_dir=data_dir)
+    )
+    assert prepared.summary.rows["test"] == {"ham": 8, "spam": 8}
+    scored = evaluate(
+        EvaluateArguments(model=str(tmp / "api"), dataset_dir=str(data_dir), output_dir=tmp / "ev")
+    )
+    assert scored["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    assert scored["accuracy"] == metrics["test"]["accuracy"]
+    assert (tmp / "ev" / "metrics.json").is_file()
+
+
+def test_classify_and_generate_from_python_equal_the_scripts(
+    tiny_classifier_dir, tiny_lm_dir, capsys
+):
+    from scratchgpt import ClassifyArguments, GenerateArguments, classify, generate
+    from scratchgpt.inference.classify import classify_main
+    from scratchgpt.inference.generate import generate_main
+
+    rows = classify(ClassifyArguments(model=str(tiny_classifier_dir)), ["hi", "WIN now"])
+    assert (
+        classify_main(["--model", str(tiny_classifier_dir), "--format", "jsonl", "hi", "WIN now"])
+        == 0
+    )
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["label"], r["score"]) for r in rows] == [(r["label"], r["score"]) for r in printed]
+
+    texts = generate(GenerateArguments(model=str(tiny_lm_dir), max_new_tokens=3), "Hi")
+    assert generate_main(["--model", str(tiny_lm_dir), "--max-new-tokens", "3", "Hi"]) == 0
+    assert capsys.readouterr().out == f"{texts[0]}\n"

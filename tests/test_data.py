@@ -401,6 +401,15 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
     assert "1 bad lines skipped" in printed and f"skipped {path}:42: fewer fields" in printed
 
 
+def test_format_flag_offers_every_reader_format():
+    from typing import get_args
+
+    from scratchgpt.data.arguments import FileFormat
+    from scratchgpt.data.sources import FORMATS
+
+    assert get_args(FileFormat) == tuple(FORMATS)
+
+
 def test_every_flag_has_help():
     from scratchgpt.training.arguments import build_parser as finetune_parser
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,30 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
         raise ValueError(f"{flag_name(name)} must {requirement}, got {value!r}")
 
 
+def check_choices(instance: object) -> None:
+    """Every ``Literal`` field holds one of its values (argparse checks flags, not values from
+    ``--config`` files or Python callers)."""
+    for name, choices in _literal_fields(type(instance)).items():
+        value = getattr(instance, name)
+        if value not in choices:
+            allowed = ", ".join(str(c) for c in choices if c is not None)
+            check(False, name, value, f"be one of {allowed}")
+
+
+@functools.cache
+def _literal_fields(cls: type) -> dict[str, tuple]:
+    """``{field: allowed values}`` for the ``Literal`` (or ``Literal | None``) fields of ``cls``."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        parts = typing.get_args(hint) if union else (hint,)
+        for part in parts:
+            if typing.get_origin(part) is typing.Literal:
+                none = (None,) if type(None) in parts else ()
+                found[name] = (*typing.get_args(part), *none)
+    return found
+
+
 def super_post_init(instance: object, cls: type) -> None:
     """Run the next ``__post_init__`` in the MRO: each part of a combined dataclass (model,
     data, training, ...) checks its own fields."""
@@ -104,7 +131,7 @@ class ArgumentParser(HfArgumentParser):
         # Each field goes into the help group of the class that defines it, so one flat
         # dataclass built from parts (model, data, training, ...) keeps the groups.
         groups: dict[str, Any] = {}
-        hints = _type_hints(dtype)
+        hints = typing.get_type_hints(dtype)
         for field in dataclasses.fields(dtype):
             if not field.init:
                 continue
@@ -140,7 +167,7 @@ class ArgumentParser(HfArgumentParser):
                 kwargs.pop("nargs", None)
             parser.add_argument(*options, **kwargs)
 
-    def parse(self, argv: Sequence[str] | None = None) -> tuple[Any, ...]:
+    def parse(self, argv: Sequence[str] | None = None) -> tuple[Any, Any]:
         """Parse ``argv`` (after ``--config``'s values) into the dataclass and any extras.
 
         Returns ``(arguments, extra)``: ``extra`` holds positional arguments added with
@@ -179,12 +206,6 @@ class _Recorder:
 
     def add_argument(self, *options: str, **kwargs: Any) -> None:
         self.calls.append((options, kwargs))
-
-
-def _type_hints(dtype: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(dtype)
 
 
 def _owner_group(dtype: type, name: str) -> str | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import arg, as_path, check
+from scratchgpt.arguments import arg, as_path, check, check_choices
 from scratchgpt.data.arguments import DataArguments
 
 DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
@@ -53,6 +53,7 @@ class ClassifyArguments:
     token: str | None = arg(None, "Hub token for private repos")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         self.model = str(self.model)
         self.input = as_path(self.input)
         _check_positive(self, "batch_size", "max_length")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import arg, as_path, check
+from scratchgpt.arguments import arg, as_path, check, check_choices
 from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE
 from scratchgpt.paths import CACHE_ENV
 
@@ -72,6 +72,7 @@ class ConvertArguments:
     no_sample: bool = arg(False, "skip the greedy generation sanity check")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         self.output_dir = as_path(self.output_dir)
         self.checkpoint_dir = as_path(self.checkpoint_dir)
         self.tokenizer_dir = as_path(self.tokenizer_dir)
