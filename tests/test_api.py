@@ -149,6 +149,10 @@ def test_validation_names_the_flag_and_value():
     with pytest.raises(ValueError, match="--mixed-precision must be one of no, bf16, fp16"):
         FinetuneArguments(mixed_precision="fp8")
     assert FinetuneArguments(mixed_precision=None).mixed_precision is None
+    from scratchgpt import ConvertArguments
+
+    with pytest.raises(ValueError, match="--from must be one of openai, hf, book, got 'tf'"):
+        ConvertArguments(output_dir="x", source_format="tf")
     with pytest.raises(ValueError, match="--data-file and --dataset-dir are alternatives"):
         FinetuneArguments(data_file="a", dataset_dir="b")
     args = FinetuneArguments(output_dir="runs/x")  # strings become paths, run dir derived

@@ -72,11 +72,13 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
 def check_choices(instance: object) -> None:
     """Every ``Literal`` field holds one of its values (argparse checks flags, not values from
     ``--config`` files or Python callers)."""
-    for name, choices in _literal_fields(type(instance)).items():
-        value = getattr(instance, name)
-        if value not in choices:
+    literals = _literal_fields(type(instance))
+    for field in dataclasses.fields(instance):
+        value, choices = getattr(instance, field.name), literals.get(field.name)
+        if choices is not None and value not in choices:
+            flag = field.metadata.get(FLAGS, [flag_name(field.name)])[0]  # e.g. --from
             allowed = ", ".join(str(c) for c in choices if c is not None)
-            check(False, name, value, f"be one of {allowed}")
+            raise ValueError(f"{flag} must be one of {allowed}, got {value!r}")
 
 
 @functools.cache
@@ -112,19 +114,20 @@ class ArgumentParser(HfArgumentParser):
         self,
         dataclass_type: type,
         *,
-        config: bool = False,
+        config: bool | str = False,
         **kwargs: Any,
     ) -> None:
+        """``config``: add ``--config FILE.yaml`` (a string is appended to its help)."""
         kwargs.setdefault("formatter_class", HelpFormatter)
-        self.config = config
+        self.config = bool(config)
         super().__init__(dataclass_type, **kwargs)
         if config:
+            note = f" {config}" if isinstance(config, str) else ""
             self.add_argument(
                 "--config",
                 metavar="FILE.yaml",
                 help="a recipe: YAML with any of these settings (field names with underscores, "
-                "e.g. batch_size: 8); flags on the command line override it. Every run writes "
-                "its resolved settings as recipe.yaml in its output folder",
+                "e.g. batch_size: 8); flags on the command line override it." + note,
             )
 
     def _add_dataclass_arguments(self, dtype: type) -> None:

@@ -214,7 +214,11 @@ def recipe(args: FinetuneArguments) -> dict:
 def build_parser() -> ArgumentParser:
     """All flags of ``scripts/finetune.py`` (plus ``--config``)."""
     return ArgumentParser(
-        FinetuneArguments, config=True, prog="finetune.py", description=DESCRIPTION
+        FinetuneArguments,
+        config="Every run writes its resolved settings to recipe.yaml in its output folder; "
+        "configs/finetune/ holds ready recipes",
+        prog="finetune.py",
+        description=DESCRIPTION,
     )
 
 
