@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def test_python_api_equals_the_script(api_run, model_dir, toy_file):
     assert_same_metrics(metrics, metrics_of(tmp / "script"))
 
 
+def test_finetune_leaves_no_global_state_behind(api_run):
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    assert AcceleratorState._shared_state == PartialState._shared_state == {}
+    assert GradientState._shared_state == {}
+    # pyplot holds matplotlib's global backend: a notebook's must stay the notebook's.
+    code = "import sys, scratchgpt.api; assert 'matplotlib.pyplot' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_recipe_of_a_run_reproduces_it(api_run):
     tmp, metrics = api_run
     recipe = yaml.safe_load((tmp / "api" / "recipe.yaml").read_text())
@@ -168,9 +179,11 @@ def test_shipped_recipes_parse(recipe):
 def test_api_is_importable_from_the_package():
     import scratchgpt
 
-    for name in ("finetune", "prepare_data", "evaluate", "classify", "generate", "convert"):
+    functions = ("finetune", "prepare_data", "evaluate", "classify", "generate", "convert")
+    for name in (*functions, "push_to_hub"):
         assert callable(getattr(scratchgpt, name))
-    for name in ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert"):
+    parts = ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert")
+    for name in (*parts, "Push"):
         assert hasattr(scratchgpt, f"{name}Arguments")
 
 

@@ -143,6 +143,16 @@ def test_dry_run_reports_missing_model_files(output_dir, capsys):
     assert "lacks model files: modeling_scratchgpt.py" in capsys.readouterr().out
 
 
+def test_push_from_python_checks_first(output_dir):
+    from scratchgpt import PushArguments, push_to_hub
+
+    dry = PushArguments(model=output_dir, repo_id="me/x", dry_run=True, no_load_check=True)
+    assert push_to_hub(dry) == ""  # checked, nothing uploaded
+    (output_dir / "modeling_scratchgpt.py").unlink()
+    with pytest.raises(ValueError, match="lacks model files: modeling_scratchgpt.py"):
+        push_to_hub(dry)
+
+
 def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
     assert check_folder(output_dir, load=False).ok
     monkeypatch.setattr("scratchgpt.hub.push.constants.HF_HUB_OFFLINE", True)

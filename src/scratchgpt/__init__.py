@@ -1,8 +1,8 @@
 """scratchgpt: the book's from-scratch GPT-2 as a Hugging Face model, tuned for classification.
 
 The Python API (``finetune``, ``prepare_data``, ``evaluate``, ``classify``, ``generate``,
-``convert`` and their ``*Arguments``) lives in ``scratchgpt.api`` and is importable from here;
-it loads on first use, so ``import scratchgpt`` stays light.
+``convert``, ``push_to_hub`` and their ``*Arguments``) lives in ``scratchgpt.api`` and is
+importable from here; it loads on first use, so ``import scratchgpt`` stays light.
 """
 
 __version__ = "0.1.0"
@@ -18,12 +18,14 @@ _API = (
     "FinetuneArguments",
     "GenerateArguments",
     "PrepareDataArguments",
+    "PushArguments",
     "classify",
     "convert",
     "evaluate",
     "finetune",
     "generate",
     "prepare_data",
+    "push_to_hub",
 )
 __all__ = ["__version__", *_API]
 

@@ -11,6 +11,8 @@ without pyplot, and ``finetune`` resets accelerate's process-wide state when it 
 
 from scratchgpt.data.arguments import DataArguments, PrepareDataArguments
 from scratchgpt.data.prepare import prepare_data
+from scratchgpt.hub.arguments import PushArguments
+from scratchgpt.hub.push import push_to_hub
 from scratchgpt.inference.arguments import ClassifyArguments, EvaluateArguments, GenerateArguments
 from scratchgpt.inference.classify import classify
 from scratchgpt.inference.evaluate import evaluate
@@ -28,10 +30,12 @@ __all__ = [
     "FinetuneArguments",
     "GenerateArguments",
     "PrepareDataArguments",
+    "PushArguments",
     "classify",
     "convert",
     "evaluate",
     "finetune",
     "generate",
     "prepare_data",
+    "push_to_hub",
 ]

@@ -233,6 +233,29 @@ def push_folder(
 # ----------------------------------------------------------------- command line (push_to_hub.py)
 
 
+def check_push(args: PushArguments) -> FolderCheck:
+    """What ``push_to_hub`` checks before uploading: the repo id, the files, the card and
+    (unless ``args.no_load_check``) a load in a fresh process. Raises ``ValueError`` for a bad
+    repo id, ``FileNotFoundError`` for a missing folder."""
+    validate_repo_id(args.repo_id)
+    if args.repo_id.count("/") != 1:
+        raise ValueError(f"repo id {args.repo_id!r} must be USER/NAME")
+    return check_folder(args.model, args.repo_id, load=not args.no_load_check)
+
+
+def push_to_hub(args: PushArguments) -> str:
+    """``push_to_hub``: check the folder, then upload it as one commit; returns the commit
+    URL, or ``""`` for ``args.dry_run``. A failed check raises ``ValueError`` listing it."""
+    result = check_push(args)
+    if not result.ok:
+        raise ValueError(f"{args.model} is not ready to push: " + "; ".join(result.problems))
+    if args.dry_run:
+        return ""
+    return push_folder(
+        args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
+    )
+
+
 def build_push_parser() -> ArgumentParser:
     """The flags of ``scripts/push_to_hub.py``."""
     return ArgumentParser(
@@ -248,10 +271,7 @@ def push_main(argv: Sequence[str] | None = None) -> int:
     parser = build_push_parser()
     args, _ = parser.parse(argv)
     try:
-        validate_repo_id(args.repo_id)
-        if args.repo_id.count("/") != 1:
-            raise ValueError(f"repo id {args.repo_id!r} must be USER/NAME")
-        result = check_folder(args.model, args.repo_id, load=not args.no_load_check)
+        result = check_push(args)  # printed in full before anything is uploaded
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"push_to_hub.py: error: {err}\n")
     print(format_check(result, args.repo_id))
