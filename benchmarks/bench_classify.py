@@ -5,9 +5,9 @@
 Both models have random weights (speed does not depend on them) and the same shape. The book's
 side is ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
 one message at a time, padded to 120 tokens (the book pads to its longest training message).
-Ours is ``scratchgpt.inference.classify_texts``: length-sorted batches padded per batch, last
-non-padding token pooled, linear weights pre-packed for oneDNN (the default); it is also timed
-with ``prepack=False`` to show what packing adds.
+Ours is ``scratchgpt.inference.classify.classify_texts``: length-sorted batches padded per
+batch, last non-padding token pooled, linear weights pre-packed for oneDNN (the default); it
+is also timed with ``prepack=False`` to show what packing adds.
 
 By default both sides classify the whole test split, the same messages: the split is dealt
 into ``--rounds`` interleaved parts, and each round runs the book and then ours on one part, so
@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import matmul_peak_gflops, transformer_forward_flops  # noqa: E402
-from scratchgpt.data import add_data_arguments, prepare_from_args  # noqa: E402
-from scratchgpt.inference import classify_texts  # noqa: E402
+from scratchgpt.data.prepare import DataArguments, prepare_from_args  # noqa: E402
+from scratchgpt.inference.classify import classify_texts  # noqa: E402
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
 from scratchgpt.tokenizer import load_tiktoken  # noqa: E402
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
@@ -46,9 +46,7 @@ GPT2_SMALL = {"n_layers": 12, "emb_dim": 768}
 
 def sms_test_texts() -> list[str]:
     """The test split exactly as the trainer builds it by default (dedupe, 70/10/20, seed 123)."""
-    parser = argparse.ArgumentParser()
-    add_data_arguments(parser)
-    args = parser.parse_args(["--data-file", str(sms_spam_file()), "--no-cache"])
+    args = DataArguments(data_file=str(sms_spam_file()), no_cache=True)
     return list(prepare_from_args(args, gpt2_bpe_dir(), 1024).dataset["test"]["text"])
 
 

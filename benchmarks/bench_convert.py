@@ -1,7 +1,7 @@
 """Time and memory of converting an OpenAI-format GPT-2 checkpoint into a model folder.
 
 Writes a random-weight checkpoint of a real GPT-2 size in TensorFlow's bundle format (with
-``scratchgpt.tf_checkpoint.write_tf_checkpoint``, whose output the tests check against a
+``scratchgpt.weights.tf_checkpoint.write_tf_checkpoint``, whose output the tests check against a
 TensorFlow-made checkpoint), then converts it in a fresh subprocess that reports its own wall
 time and peak resident memory (``resource.getrusage``). Targets for 124M on the 2-core dev
 machine: conversion <= 10 s, peak RSS <= 2x the checkpoint size.
@@ -34,9 +34,9 @@ import numpy as np
 from tqdm.auto import tqdm
 sys.path.insert(0, sys.argv[3])
 from make_tf_checkpoint import openai_shapes  # the layout the TensorFlow-made fixture uses
-from scratchgpt.convert import SIZE_TO_PRESET
+from scratchgpt.weights.convert import SIZE_TO_PRESET
 from scratchgpt.paths import gpt2_bpe_dir
-from scratchgpt.tf_checkpoint import write_tf_checkpoint
+from scratchgpt.weights.tf_checkpoint import write_tf_checkpoint
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
 folder, preset = Path(sys.argv[1]), PRESETS[SIZE_TO_PRESET[sys.argv[2]]]
@@ -70,7 +70,7 @@ CONVERTER = """
 import json, resource, sys, time
 from pathlib import Path
 import torch
-from scratchgpt.convert import convert
+from scratchgpt.weights.convert import convert
 
 def vm_hwm():  # this process image's own peak RSS (Linux)
     for line in open("/proc/self/status"):

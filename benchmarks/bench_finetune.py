@@ -3,7 +3,7 @@
 Book side: ``llms_from_scratch.ch06`` (its ``SpamDataset`` padded to the longest training
 message, ``GPTModel`` at gpt2-small shape with a 2-class head, ``calc_loss_batch`` +
 ``backward`` + ``AdamW.step`` as in ``train_classifier_simple``, ``calc_accuracy_loader``).
-Our side: ``scratchgpt.train`` (length-grouped per-batch padding, frozen-prefix cache).
+Our side: ``scratchgpt.training.loop`` (length-grouped per-batch padding, frozen-prefix cache).
 
 The machine is shared, so load changes from minute to minute. Units of work of both sides
 are therefore timed **interleaved** (book step, our steps, book eval batch, our eval batches,
@@ -35,10 +35,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from scratchgpt import train
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
-from scratchgpt.prefix_cache import build_prefix_cache
 from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt.training import loop as train
+from scratchgpt.training.prefix_cache import build_prefix_cache
 
 BOOK_CONFIG = {"vocab_size": 50257, "context_length": 1024, "emb_dim": 768, "n_heads": 12,
                "n_layers": 12, "drop_rate": 0.0, "qkv_bias": True}  # fmt: skip

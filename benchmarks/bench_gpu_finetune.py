@@ -4,7 +4,7 @@ Same recipe on both sides: the preset's shape with random weights, every paramet
 two labels, AdamW (lr 5e-5, weight decay 0.1, the fused kernel where the device has one),
 bf16 autocast, ``batch x seq_len`` token ids with an all-ones attention mask (the trainer
 always passes a mask), forward + loss + backward + optimizer step + ``zero_grad``. Our side is
-``ScratchGPTForSequenceClassification`` called as ``scratchgpt.train`` calls it (through
+``ScratchGPTForSequenceClassification`` called as ``scratchgpt.training.loop`` calls it (through
 accelerate that is the same autocast and the same fused AdamW). The sides run one after the
 other, each alone on the GPU, so ``torch.cuda.max_memory_allocated`` is that side's peak
 (weights + gradients + AdamW states + activations). Before timing, a parity check copies

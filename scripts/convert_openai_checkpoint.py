@@ -2,10 +2,10 @@
 
 Example: python scripts/convert_openai_checkpoint.py --model-size 124M --download \
     --output-dir models/gpt2-small
-Run with --help for every option; the logic lives in scratchgpt.convert.
+Run with --help for every option; the logic lives in scratchgpt.weights.convert.
 """
 
-from scratchgpt.convert import main
+from scratchgpt.weights.convert import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -4,12 +4,12 @@
     python scripts/finetune.py --init random --data-file FILE   # offline
     python scripts/finetune.py --help                           # every flag
 
-All logic lives in ``scratchgpt.train`` so tests can call it.
+All logic lives in ``scratchgpt.training.loop`` so tests can call it.
 """
 
 import sys
 
-from scratchgpt.train import cli
+from scratchgpt.training.loop import cli
 
 if __name__ == "__main__":
     sys.exit(cli())

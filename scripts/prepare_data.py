@@ -2,7 +2,7 @@
 
 import sys
 
-from scratchgpt.data import main
+from scratchgpt.data.prepare import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,7 @@ gloo processes on the CPU), so the FSDP settings arrive exactly as accelerate's 
 them from our config. accelerate itself selects FSDP only on accelerator devices, so this script
 calls accelerate's own FSDP2 functions (``fsdp2_prepare_model``, ``save_fsdp_model``, ...) with
 the plugin built from those settings, and the library's pieces the loop uses under FSDP
-(``scratchgpt.train_fsdp``).
+(``scratchgpt.training.fsdp``).
 
 For the classifier (the default recipe, and full fine-tuning with gradient checkpointing),
 wrapped as the loop wraps it, and for a causal LM with its tied head, it records on process 0:
@@ -38,10 +38,10 @@ from accelerate.utils.fsdp_utils import (
 
 from scratchgpt.folder import save_model_folder
 from scratchgpt.paths import gpt2_bpe_dir
-from scratchgpt.prefix_cache import ClassifierTrainingModule
-from scratchgpt.train import configure_trainable, parse_args
-from scratchgpt.train_fsdp import register_forward_methods
-from scratchgpt.train_outputs import final_model
+from scratchgpt.training.fsdp import register_forward_methods
+from scratchgpt.training.loop import configure_trainable, parse_args
+from scratchgpt.training.outputs import final_model
+from scratchgpt.training.prefix_cache import ClassifierTrainingModule
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from scratchgpt.collate import (
+from scratchgpt.data.collate import (
     PAD_TOKEN_ID,
     ClassificationCollator,
     LengthGroupedBatchSampler,

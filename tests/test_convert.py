@@ -24,17 +24,17 @@ from transformers import (
     GPT2Tokenizer,
 )
 
-from scratchgpt import convert as convert_module
-from scratchgpt.convert import (
+from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, load_model_folder
+from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt.weights import convert as convert_module
+from scratchgpt.weights.convert import (
     ConversionError,
     convert,
     detect_format,
     ensure_pretrained_folder,
     main,
 )
-from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, load_model_folder
-from scratchgpt.tf_checkpoint import write_tf_checkpoint
-from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt.weights.tf_checkpoint import write_tf_checkpoint
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForCausalLM
 

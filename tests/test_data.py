@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel
 
-from scratchgpt import data
-from scratchgpt.data import (
+from scratchgpt.data import prepare as data
+from scratchgpt.data.prepare import (
     BadLinePolicy,
     DataError,
     build_parser,
@@ -402,14 +401,23 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
     assert "1 bad lines skipped" in printed and f"skipped {path}:42: fewer fields" in printed
 
 
+def test_format_flag_offers_every_reader_format():
+    from typing import get_args
+
+    from scratchgpt.data.arguments import FileFormat
+    from scratchgpt.data.sources import FORMATS
+
+    assert get_args(FileFormat) == tuple(FORMATS)
+
+
 def test_every_flag_has_help():
-    parser = build_parser()
-    for action in parser._actions:
-        assert action.help, f"{action.option_strings} has no help"
-    finetune_like = argparse.ArgumentParser()
-    finetune_like.add_argument("--seed", type=int, default=7)
-    data.add_data_arguments(finetune_like)  # must not clash with the script's own --seed
-    args = finetune_like.parse_args(["--dataset-dir", "x"])
+    from scratchgpt.training.arguments import build_parser as finetune_parser
+
+    for parser in (build_parser(), finetune_parser()):
+        for action in parser._actions:
+            assert action.help, f"{action.option_strings} has no help"
+    # finetune's --seed is the data's seed too (one flag, the trainer's help)
+    args, _ = finetune_parser().parse(["--dataset-dir", "x", "--seed", "7"])
     assert args.seed == 7 and args.dataset_dir == "x"
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from scratchgpt.evaluation import (
+from scratchgpt.metrics import load_metric, metric_path
+from scratchgpt.metrics.report import (
     compute_classification_metrics,
     format_metrics_table,
     format_splits_table,
@@ -14,7 +15,6 @@ from scratchgpt.evaluation import (
     plot_precision_recall,
     precision_recall_curve,
 )
-from scratchgpt.metrics import load_metric, metric_path
 
 # 3 classes, 8 examples. Confusion matrix (rows true, cols predicted), counted by hand:
 #   a: [2, 1, 0]   b: [0, 2, 1]   c: [1, 0, 1]
@@ -105,8 +105,8 @@ def test_plots_are_written_as_png(tmp_path):
 
 
 def test_evaluate_cli_agrees_with_classify_texts(tiny_classifier_dir, tmp_path, capsys):
-    from scratchgpt.evaluation import evaluate_main
-    from scratchgpt.inference import classify_texts, load_classifier
+    from scratchgpt.inference.classify import classify_texts, load_classifier
+    from scratchgpt.inference.evaluate import evaluate_main
     from scratchgpt.paths import current_umask, sms_spam_file
 
     lines = sms_spam_file().read_text(encoding="utf-8").splitlines()

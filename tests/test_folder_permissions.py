@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchgpt.convert import convert
 from scratchgpt.folder import save_model_folder
+from scratchgpt.weights.convert import convert
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 

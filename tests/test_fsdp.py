@@ -2,9 +2,10 @@
 
 ``tests/fsdp_worker.py`` runs under ``accelerate launch --config_file configs/fsdp_gpt2.yaml
 --num_processes 2``: accelerate's own FSDP2 preparation shards the models as the config says,
-and the loop's FSDP pieces (``scratchgpt.train_fsdp``, ``train_outputs.final_model``) gather the
-weights. accelerate selects FSDP only on accelerator devices, so the loop itself cannot run
-sharded here: these tests cover its pieces, with fp32 (the config's bf16 is a GPU setting).
+and the loop's FSDP pieces (``scratchgpt.training.fsdp``, ``training.outputs.final_model``)
+gather the weights. accelerate selects FSDP only on accelerator devices, so the loop itself
+cannot run sharded here: these tests cover its pieces, with fp32 (the config's bf16 is a GPU
+setting).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 from accelerate.utils import DistributedType
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from scratchgpt import train
-from scratchgpt.train_fsdp import unsupported_under_fsdp
+from scratchgpt.training import loop as train
+from scratchgpt.training.fsdp import unsupported_under_fsdp
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from scratchgpt.card import CardError, card_problems, render_model_card, write_model_card
-from scratchgpt.evaluation import compute_classification_metrics, plot_confusion_matrix
-from scratchgpt.hub import HubPushError, check_folder, push_folder, push_main
+from scratchgpt.hub.card import CardError, card_problems, render_model_card, write_model_card
+from scratchgpt.hub.push import HubPushError, check_folder, push_folder, push_main
+from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.paths import REPO_ROOT, current_umask
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
@@ -143,13 +143,23 @@ def test_dry_run_reports_missing_model_files(output_dir, capsys):
     assert "lacks model files: modeling_scratchgpt.py" in capsys.readouterr().out
 
 
+def test_push_from_python_checks_first(output_dir):
+    from scratchgpt import PushArguments, push_to_hub
+
+    dry = PushArguments(model=output_dir, repo_id="me/x", dry_run=True, no_load_check=True)
+    assert push_to_hub(dry) == ""  # checked, nothing uploaded
+    (output_dir / "modeling_scratchgpt.py").unlink()
+    with pytest.raises(ValueError, match="lacks model files: modeling_scratchgpt.py"):
+        push_to_hub(dry)
+
+
 def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
     assert check_folder(output_dir, load=False).ok
-    monkeypatch.setattr("scratchgpt.hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("scratchgpt.hub.push.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(HubPushError, match="HF_HUB_OFFLINE is set"):
         push_folder(output_dir, "me/x")
-    monkeypatch.setattr("scratchgpt.hub.constants.HF_HUB_OFFLINE", False)
-    monkeypatch.setattr("scratchgpt.hub.get_token", lambda: None)
+    monkeypatch.setattr("scratchgpt.hub.push.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("scratchgpt.hub.push.get_token", lambda: None)
     with pytest.raises(HubPushError, match="no Hugging Face token"):
         push_folder(output_dir, "me/x")
 

@@ -11,8 +11,7 @@ import torch
 from transformers import pipeline
 
 from scratchgpt.folder import save_model_folder
-from scratchgpt.generation import generate_main, generate_text, load_language_model
-from scratchgpt.inference import (
+from scratchgpt.inference.classify import (
     HubDownloadError,
     TruncationWarning,
     classify_main,
@@ -22,6 +21,7 @@ from scratchgpt.inference import (
     pad_batch,
     resolve_encoding,
 )
+from scratchgpt.inference.generate import generate_main, generate_text, load_language_model
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 from llms_from_scratch.ch04 import GPTModel
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from scratchgpt.convert import convert_model
+from scratchgpt.weights.convert import convert_model
 
 TOY = dict(vocab_size=50257, context_length=64, emb_dim=48, n_heads=4, n_layers=2)
 SMALL = dict(vocab_size=50257, context_length=1024, emb_dim=768, n_heads=12, n_layers=12)

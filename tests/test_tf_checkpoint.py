@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchgpt import tf_checkpoint
-from scratchgpt.tf_checkpoint import (
+from scratchgpt.weights import tf_checkpoint
+from scratchgpt.weights.tf_checkpoint import (
     CheckpointError,
     TFCheckpoint,
     encode_varint,

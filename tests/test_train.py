@@ -1,4 +1,4 @@
-"""Fine-tuning (``scratchgpt.train``) on tiny models: learning, cache exactness, resume, outputs.
+"""Fine-tuning (``scratchgpt.training``) on tiny models: learning, cache exactness, resume, outputs.
 
 Every run goes through ``train.main`` with real flags, the real data pipeline and a tiny
 3-block model over GPT-2's vocabulary, so what is tested is what users run.
@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scratchgpt import train
 from scratchgpt.folder import save_model_folder
-from scratchgpt.prefix_cache import cache_blocker, frozen_prefix_length
+from scratchgpt.training import loop as train
+from scratchgpt.training.prefix_cache import cache_blocker, frozen_prefix_length
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 from tests.conftest import tiny_config
 
@@ -138,7 +138,7 @@ def test_loss_decreases_on_learnable_task(toy_run):
 def test_output_folder_is_complete(toy_run):
     output_dir, metrics = toy_run
     for name in ("config.json", "model.safetensors", "modeling_scratchgpt.py", "vocab.json",
-                 "metrics.json", "training_args.json", "steps.jsonl", "README.md",
+                 "metrics.json", "training_args.json", "recipe.yaml", "steps.jsonl", "README.md",
                  "loss-plot.png", "loss-plot.pdf", "accuracy-plot.png", "accuracy-plot.pdf",
                  "confusion_matrix.png"):  # fmt: skip
         assert (output_dir / name).is_file(), name
@@ -325,7 +325,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, model_dir,
     # 4-example batches one process takes whole, so the weights must agree.
     common = ("--batch-size", "4", "--epochs", "1")
     train.main(flags(tmp_path, model_dir, toy_file, "one", *common))
-    script = str(Path(train.__file__).resolve().parents[2] / "scripts" / "finetune.py")
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "finetune.py")
     two = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--main_process_port", str(free_port()),
@@ -373,8 +373,8 @@ def test_gradient_checkpointing_gives_the_same_training(tmp_path, model_dir, toy
 
 
 def test_offline_pretrained_points_to_init_random(tmp_path, toy_file, monkeypatch, capsys):
-    from scratchgpt import convert
     from scratchgpt.download import DownloadError
+    from scratchgpt.weights import convert
 
     def offline(*args, **kwargs):  # the network boundary, as an offline machine meets it
         raise DownloadError("cannot reach openaipublic.blob.core.windows.net")

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import torch
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -28,7 +27,7 @@ from transformers import (
 
 from scratchgpt.paths import gpt2_bpe_dir, make_readable
 from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
-from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
@@ -129,43 +128,3 @@ def load_model_folder(
 
 def is_model_folder(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
-
-
-def build_model(
-    model: str | Path,
-    *,
-    task: Task = "sequence-classification",
-    init: Literal["pretrained", "random"] = "pretrained",
-    seed: int = 123,
-    **config_overrides,
-) -> PreTrainedModel:
-    """A model from a preset name (``gpt2-small`` ...) or a model folder.
-
-    ``init="random"`` builds a preset's shape with fresh weights (the only option offline);
-    ``"pretrained"`` uses OpenAI's weights, downloaded and converted once into the cache.
-    Config overrides (``num_labels``, ``id2label``, ``pooling``, ``drop_rate``, ...) apply in
-    both cases; a new classification head is initialised from ``seed``.
-    """
-    torch.manual_seed(seed)
-    name = str(model)
-    if name in PRESETS and init == "random":
-        return TASK_CLASSES[task](ScratchGPTConfig.from_preset(name, **config_overrides))
-    if name in PRESETS:
-        from scratchgpt.convert import ensure_pretrained_folder
-
-        folder = ensure_pretrained_folder(name)
-    elif is_model_folder(name):
-        folder = Path(name)
-    else:
-        raise ValueError(
-            f"--model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder "
-            "(a directory with config.json)"
-        )
-    if init == "random":
-        config = ScratchGPTConfig.from_pretrained(folder, **config_overrides)
-        return TASK_CLASSES[task](config)
-    # A new head (other labels than the folder's) is initialised instead of loaded.
-    relabel = task == "sequence-classification" and bool(
-        {"num_labels", "id2label"} & set(config_overrides)
-    )
-    return load_model_folder(folder, task, ignore_mismatched_sizes=relabel, **config_overrides)

@@ -1,6 +1,6 @@
 """Raw labelled data -> a ``datasets.Dataset`` with ``text`` + ``label`` (ClassLabel).
 
-The reading half of the data pipeline (``scratchgpt.data`` builds on it):
+The reading half of the data pipeline (``scratchgpt.data.prepare`` builds on it):
 - ``read_labelled_file``: the UCI SMS format (``label<TAB>text``), CSV, TSV or JSONL, validated
   line by line; ``read_hub_dataset``: a Hub dataset's split, validated row by row;
 - ``BadLinePolicy``: a bad line raises ``DataError`` naming file:line:value, or is skipped and

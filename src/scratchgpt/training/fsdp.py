@@ -21,14 +21,13 @@ embeddings, the final norm and the head. Per feature of the loop:
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
 from scratchgpt.folder import TASK_CLASSES
-from scratchgpt.prefix_cache import ClassifierTrainingModule
+from scratchgpt.training.arguments import FinetuneArguments
+from scratchgpt.training.prefix_cache import ClassifierTrainingModule
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTBlock
 
 # Methods of ScratchGPTBlock that run it besides ``forward``.
@@ -39,7 +38,7 @@ def is_fsdp(accelerator) -> bool:
     return str(accelerator.distributed_type).split(".")[-1] == "FSDP"
 
 
-def unsupported_under_fsdp(args: argparse.Namespace) -> str:
+def unsupported_under_fsdp(args: FinetuneArguments) -> str:
     """Why these flags cannot run sharded, naming the flag; ``""`` when they can."""
     if args.trainable == "lora":
         return (

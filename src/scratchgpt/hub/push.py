@@ -1,7 +1,7 @@
 """Share a fine-tuned model folder on the Hugging Face Hub (``scripts/push_to_hub.py``).
 
 Before anything touches the network, ``check_folder`` verifies locally what the Hub would get:
-the model folder is complete, the card's YAML metadata is valid (``scratchgpt.card``), every
+the model folder is complete, the card's YAML metadata is valid (``scratchgpt.hub.card``), every
 file that would be uploaded is listed with its size, and the folder loads through the Auto API
 with ``trust_remote_code`` in a fresh Python process (so the folder's own code is what runs,
 not the installed library). ``--dry-run`` stops there and needs no network or token.
@@ -13,7 +13,6 @@ partial model behind (at worst an empty repo that ``create_repo`` made).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,7 +26,9 @@ from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
-from scratchgpt.card import (
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.hub.arguments import PushArguments
+from scratchgpt.hub.card import (
     CARD_FILE,
     METRICS_FILE,
     TRAINING_ARGS_FILE,
@@ -202,7 +203,7 @@ def push_folder(
             "(nothing was uploaded)"
         )
     if not (folder / CARD_FILE).is_file():
-        from scratchgpt.card import write_model_card
+        from scratchgpt.hub.card import write_model_card
 
         write_model_card(folder, repo_id)
     api = HfApi(token=token)
@@ -232,45 +233,45 @@ def push_folder(
 # ----------------------------------------------------------------- command line (push_to_hub.py)
 
 
-def build_push_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def check_push(args: PushArguments) -> FolderCheck:
+    """What ``push_to_hub`` checks before uploading: the repo id, the files, the card and
+    (unless ``args.no_load_check``) a load in a fresh process. Raises ``ValueError`` for a bad
+    repo id, ``FileNotFoundError`` for a missing folder."""
+    validate_repo_id(args.repo_id)
+    if args.repo_id.count("/") != 1:
+        raise ValueError(f"repo id {args.repo_id!r} must be USER/NAME")
+    return check_folder(args.model, args.repo_id, load=not args.no_load_check)
+
+
+def push_to_hub(args: PushArguments) -> str:
+    """``push_to_hub``: check the folder, then upload it as one commit; returns the commit
+    URL, or ``""`` for ``args.dry_run``. A failed check raises ``ValueError`` listing it."""
+    result = check_push(args)
+    if not result.ok:
+        raise ValueError(f"{args.model} is not ready to push: " + "; ".join(result.problems))
+    if args.dry_run:
+        return ""
+    return push_folder(
+        args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
+    )
+
+
+def build_push_parser() -> ArgumentParser:
+    """The flags of ``scripts/push_to_hub.py``."""
+    return ArgumentParser(
+        PushArguments,
         prog="push_to_hub.py",
         description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
         "to the Hugging Face Hub as one commit, after checking it locally.",
     )
-    parser.add_argument("--model", required=True, type=Path, help="the model folder to upload")
-    parser.add_argument("--repo-id", required=True, help="target repo, USER/NAME or ORG/NAME")
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument(
-        "--revision", default=None, help="branch to push to (created if absent; default main)"
-    )
-    parser.add_argument(
-        "--token", default=None, help="Hub token with write access (default: HF_TOKEN or login)"
-    )
-    parser.add_argument("--commit-message", default=None, help="commit message on the Hub")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="offline: validate the card metadata, list every file and size that would be "
-        "uploaded, check the folder loads with trust_remote_code; upload nothing",
-    )
-    parser.add_argument(
-        "--no-load-check",
-        action="store_true",
-        help="skip loading the folder in a fresh process (saves a few seconds)",
-    )
-    return parser
 
 
 def push_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
     parser = build_push_parser()
-    args = parser.parse_args(argv)
+    args, _ = parser.parse(argv)
     try:
-        validate_repo_id(args.repo_id)
-        if args.repo_id.count("/") != 1:
-            raise ValueError(f"repo id {args.repo_id!r} must be USER/NAME")
-        result = check_folder(args.model, args.repo_id, load=not args.no_load_check)
+        result = check_push(args)  # printed in full before anything is uploaded
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"push_to_hub.py: error: {err}\n")
     print(format_check(result, args.repo_id))

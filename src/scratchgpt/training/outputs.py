@@ -1,6 +1,6 @@
-"""What a fine-tuning run writes: checkpoints, the step log, and the final output folder.
+"""What a fine-tuning run writes: the step log and the final output folder.
 
-Checkpoints (``accelerator.save_state``) and the live step log go to ``--run-dir``; the output
+The live step log goes to ``--run-dir`` (checkpoints too: ``checkpoints.py``); the output
 folder is assembled in a staging folder and written atomically at the end, so a run that dies
 never leaves a folder that looks complete.
 """
@@ -11,86 +11,19 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from scratchgpt import evaluation
+from scratchgpt.arguments import save_config, to_config
 from scratchgpt.folder import save_model_folder
-from scratchgpt.plots import plot_curves
-from scratchgpt.train_fsdp import gather_full_model, is_fsdp
-
-if TYPE_CHECKING:
-    from scratchgpt.train import Run
+from scratchgpt.metrics import report
+from scratchgpt.training.arguments import recipe
+from scratchgpt.training.fsdp import gather_full_model, is_fsdp
+from scratchgpt.training.plots import plot_curves
+from scratchgpt.training.state import Run
 
 STEP_LOG = "steps.jsonl"
-CHECKPOINTS = "checkpoints"
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_dir(run: Run) -> Path:
-    return run.args.run_dir / CHECKPOINTS / f"step_{run.state.global_step:07d}"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (incomplete ones are hidden ``.tmp`` folders)."""
-    folder = run_dir / CHECKPOINTS
-    found = folder.glob("step_*") if folder.is_dir() else []
-    return sorted((p for p in found if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
-
-
-def save_checkpoint(run: Run) -> Path:
-    """``accelerator.save_state`` into a temp folder, renamed when every process is done."""
-    final = checkpoint_dir(run)
-    if final.exists():  # the epoch ended on a --save-steps step: already saved
-        return final
-    tmp = final.with_name(f".{final.name}.tmp")
-    acc = run.accelerator
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)  # left by a run that died while saving
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        tmp.rename(final)
-        prune_checkpoints(run)
-    acc.wait_for_everyone()
-    return final
-
-
-def prune_checkpoints(run: Run) -> None:
-    keep = {str(p) for p in list_checkpoints(run.args.run_dir)[-run.args.save_total_limit :]}
-    if run.state.best.get("checkpoint"):
-        keep.add(run.state.best["checkpoint"])
-    for path in list_checkpoints(run.args.run_dir):
-        if str(path) not in keep:
-            shutil.rmtree(path)
-
-
-def resolve_checkpoint(spec: str, run_dir: Path) -> Path:
-    if spec != "latest":
-        path = Path(spec)
-        if not path.is_dir():
-            raise FileNotFoundError(f"--resume-from-checkpoint {spec}: no such checkpoint folder")
-        return path
-    found = list_checkpoints(run_dir)
-    if not found:
-        raise FileNotFoundError(
-            f"--resume-from-checkpoint latest: no checkpoint in {run_dir / CHECKPOINTS}"
-        )
-    return found[-1]
-
-
-def resume(run: Run) -> None:
-    """Restore model, optimizer, schedule, RNG and progress; the loop skips consumed batches."""
-    path = resolve_checkpoint(run.args.resume_from_checkpoint, run.args.run_dir)
-    run.accelerator.load_state(str(path))
-    run.accelerator.print(
-        f"resumed from {path}: epoch {run.state.epoch + 1}, step {run.state.global_step}, "
-        f"{run.state.batches_in_epoch} batches into the epoch"
-    )
+RECIPE = "recipe.yaml"
 
 
 # ----------------------------------------------------------------------------- logging
@@ -127,7 +60,7 @@ def init_trackers(run: Run) -> None:
     # TensorBoard's hparams accept only scalars and strings.
     config = {
         k: v if isinstance(v, int | float | str | bool) else str(v)
-        for k, v in vars(run.args).items()
+        for k, v in to_config(run.args).items()
     }
     run.accelerator.init_trackers("finetune", config=config)
 
@@ -163,22 +96,24 @@ def write_outputs(run: Run, metrics: dict, raw: dict) -> Path:
 
 
 def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
-    """metrics.json, training_args.json, the step log, TensorBoard events, plots and card."""
+    """metrics.json, training_args.json, recipe.yaml, the step log, TensorBoard events, plots
+    and card."""
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (staging / "training_args.json").write_text(json.dumps(training_record(run), indent=2) + "\n")
+    save_config(recipe(run.args), staging / RECIPE)  # --config of this file reproduces the run
     shutil.copy(run.step_log, staging / STEP_LOG)
     # Flat copies: the folder is the Hub repo, which finds event files at any depth.
     for events in (run.args.run_dir / "logs").rglob("events.out.tfevents*"):
         shutil.copy(events, staging / events.name)
     write_plots(run, metrics, raw, staging)
-    from scratchgpt.card import write_model_card
+    from scratchgpt.hub.card import write_model_card
 
     write_model_card(staging)
 
 
 def training_record(run: Run) -> dict:
-    """The flags and facts of this run; ``scratchgpt.card`` reads the named keys."""
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.args).items()}
+    """The flags and facts of this run; ``scratchgpt.hub.card`` reads the named keys."""
+    args = to_config(run.args)
     summary = run.info.get("data_summary") or {}
     card_keys = {
         "model_name": run.args.output_dir.name,
@@ -222,13 +157,13 @@ def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
             staging / "accuracy-plot",
         )
     test = metrics["test"]
-    evaluation.plot_confusion_matrix(
+    report.plot_confusion_matrix(
         test["confusion_matrix"],
         run.label_names,
         staging / "confusion_matrix.png",
         title="Test split",
     )
-    evaluation.plot_precision_recall(
+    report.plot_precision_recall(
         raw["test"]["probabilities"],
         raw["test"]["references"],
         run.label_names,

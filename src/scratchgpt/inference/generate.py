@@ -8,7 +8,6 @@ with temperature and top-k otherwise.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,15 +15,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from scratchgpt.inference import (
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.inference.arguments import DEFAULT_PROMPT, GenerateArguments
+from scratchgpt.inference.classify import (
     HubDownloadError,
-    positive_int,
     resolve_encoding,
     resolve_model_folder,
 )
 from scratchgpt.tokenizer import ENDOFTEXT
-
-DEFAULT_PROMPT = "Every effort moves you"
 
 
 def load_language_model(
@@ -85,54 +83,42 @@ def generate_text(
     return [encoding.decode(row.tolist()) for row in output]
 
 
-def build_generate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def generate(args: GenerateArguments, prompt: str = DEFAULT_PROMPT) -> list[str]:
+    """``generate``: continue ``prompt`` with ``args.model``; returns the texts (prompt
+    included), ``args.num_samples`` of them when sampling."""
+    model, folder = load_language_model(args.model, args.device)
+    return generate_text(
+        model,
+        folder,
+        prompt,
+        args.max_new_tokens,
+        args.temperature,
+        args.top_k,
+        args.seed,
+        args.num_samples,
+    )
+
+
+def build_generate_parser() -> ArgumentParser:
+    """The flags of ``scripts/generate.py``; the prompt stays a positional argument."""
+    parser = ArgumentParser(
+        GenerateArguments,
         prog="generate.py",
         description="Continue a prompt with a causal-LM model folder (e.g. converted GPT-2 "
         "weights): greedy by default, sampling with --temperature/--top-k.",
     )
     parser.add_argument(
-        "--model", required=True, help="causal-LM model folder, or Hub repo id USER/NAME"
-    )
-    parser.add_argument(
         "prompt", nargs="?", default=DEFAULT_PROMPT, help=f"text to continue ('{DEFAULT_PROMPT}')"
     )
-    parser.add_argument(
-        "--max-new-tokens", type=positive_int, default=25, help="tokens to add (default 25)"
-    )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=0.0,
-        help="0 = greedy (default); > 0 samples, higher = more random",
-    )
-    parser.add_argument(
-        "--top-k", type=positive_int, default=None, help="sample only among the k likeliest tokens"
-    )
-    parser.add_argument("--seed", type=int, default=123, help="random seed for sampling (123)")
-    parser.add_argument(
-        "--num-samples", type=positive_int, default=1, help="continuations to print (sampling)"
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     return parser
 
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``scripts/generate.py``; returns the exit status."""
     parser = build_generate_parser()
-    args = parser.parse_args(argv)
+    args, positionals = parser.parse(argv)
     try:
-        model, folder = load_language_model(args.model, args.device)
-        texts = generate_text(
-            model,
-            folder,
-            args.prompt,
-            args.max_new_tokens,
-            args.temperature,
-            args.top_k,
-            args.seed,
-            args.num_samples,
-        )
+        texts = generate(args, positionals.prompt)
     except (ValueError, FileNotFoundError, HubDownloadError) as err:
         parser.exit(2, f"generate.py: error: {err}\n")
     for index, text in enumerate(texts, start=1):

@@ -1,29 +1,27 @@
 """The trainer's side of the data: which folder tokenizes, and how splits become batches.
 
-Reading, splitting and tokenizing live in ``scratchgpt.data``; padding and the seeded
-length-grouped order in ``scratchgpt.collate``. This module only wires them to a model
+Reading, splitting and tokenizing live in ``scratchgpt.data.prepare``; padding and the seeded
+length-grouped order in ``scratchgpt.data.collate``. This module only wires them to a model
 source and to the two kinds of items the trainer batches (token ids, or cached states).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from scratchgpt.collate import ClassificationCollator, LengthGroupedBatchSampler
-from scratchgpt.data import (
+from scratchgpt.data.collate import ClassificationCollator, LengthGroupedBatchSampler
+from scratchgpt.data.prepare import (
     PreparedData,
-    add_data_arguments,
     prepare_from_args,
     resolve_model_source,
 )
+from scratchgpt.training.arguments import FinetuneArguments
 
 __all__ = [
-    "add_data_arguments",
     "load_data",
     "make_eval_loader",
     "make_train_loader",
@@ -31,13 +29,13 @@ __all__ = [
 ]
 
 
-def model_source(args: argparse.Namespace) -> str | Path:
+def model_source(args: FinetuneArguments) -> str | Path:
     """``--model`` as a folder: presets with ``--init pretrained`` are downloaded/converted once."""
     from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
     if args.model in PRESETS and args.init == "pretrained":
-        from scratchgpt.convert import ensure_pretrained_folder
         from scratchgpt.download import DownloadError
+        from scratchgpt.weights.convert import ensure_pretrained_folder
 
         try:
             return ensure_pretrained_folder(args.model)
@@ -50,7 +48,7 @@ def model_source(args: argparse.Namespace) -> str | Path:
     return args.model
 
 
-def load_data(args: argparse.Namespace) -> tuple[PreparedData, Path, str | Path]:
+def load_data(args: FinetuneArguments) -> tuple[PreparedData, Path, str | Path]:
     """Tokenized splits with the model's own vocabulary; also returns the tokenizer folder
     (copied into the output folder) and the resolved model source."""
     source = model_source(args)

@@ -1,7 +1,7 @@
 """Convert pretrained GPT-2 weights into scratchgpt model folders.
 
 The sources (OpenAI TensorFlow checkpoints, transformers GPT-2 folders, the book's ``.pth``
-state_dicts) are read and shape-checked by :mod:`scratchgpt.weight_sources`; this module builds
+state_dicts) are read and shape-checked by :mod:`scratchgpt.weights.sources`; this module builds
 the config and the model from them (on the meta device, so weights are not allocated twice)
 and writes the folder with :func:`scratchgpt.folder.save_model_folder`, into a temporary
 sibling renamed when complete. It also fetches and caches OpenAI's checkpoints for the
@@ -11,18 +11,26 @@ trainer (``ensure_pretrained_folder``) and holds the command line of
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import torch
+from transformers import PreTrainedModel
 
-from scratchgpt.download import OPENAI_GPT2_SIZES, DownloadError, download_openai_gpt2
-from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, is_model_folder, save_model_folder
-from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.download import DownloadError, download_openai_gpt2
+from scratchgpt.folder import (
+    DEFAULT_MAX_SHARD_SIZE,
+    TASK_CLASSES,
+    Task,
+    is_model_folder,
+    load_model_folder,
+    save_model_folder,
+)
 from scratchgpt.paths import cache_dir as default_cache_dir
-from scratchgpt.tf_checkpoint import CheckpointError
+from scratchgpt.paths import gpt2_bpe_dir
 from scratchgpt.tokenizer import (
     ENDOFTEXT,
     EXPECTED_FILES,
@@ -32,15 +40,16 @@ from scratchgpt.tokenizer import (
     read_bpe,
     tokenizer_files_present,
 )
-from scratchgpt.weight_sources import (
+from scratchgpt.weights.arguments import ConvertArguments
+from scratchgpt.weights.sources import (
     SIZE_TO_PRESET,
-    SOURCE_FORMATS,
     ConversionError,
     SourceFormat,
     SourceWeights,
-    detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.convert.detect_format)
+    detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.weights.convert.detect_format)
     read_source,
 )
+from scratchgpt.weights.tf_checkpoint import CheckpointError
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -224,6 +233,44 @@ def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | No
     return convert(checkpoint, folder, source_format="openai")
 
 
+def build_model(
+    model: str | Path,
+    *,
+    task: Task = "sequence-classification",
+    init: Literal["pretrained", "random"] = "pretrained",
+    seed: int = 123,
+    **config_overrides,
+) -> PreTrainedModel:
+    """A model from a preset name (``gpt2-small`` ...) or a model folder.
+
+    ``init="random"`` builds a preset's shape with fresh weights (the only option offline);
+    ``"pretrained"`` uses OpenAI's weights, downloaded and converted once into the cache.
+    Config overrides (``num_labels``, ``id2label``, ``pooling``, ``drop_rate``, ...) apply in
+    both cases; a new classification head is initialised from ``seed``.
+    """
+    torch.manual_seed(seed)
+    name = str(model)
+    if name in PRESETS and init == "random":
+        return TASK_CLASSES[task](ScratchGPTConfig.from_preset(name, **config_overrides))
+    if name in PRESETS:
+        folder = ensure_pretrained_folder(name)
+    elif is_model_folder(name):
+        folder = Path(name)
+    else:
+        raise ValueError(
+            f"--model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder "
+            "(a directory with config.json)"
+        )
+    if init == "random":
+        config = ScratchGPTConfig.from_pretrained(folder, **config_overrides)
+        return TASK_CLASSES[task](config)
+    # A new head (other labels than the folder's) is initialised instead of loaded.
+    relabel = task == "sequence-classification" and bool(
+        {"num_labels", "id2label"} & set(config_overrides)
+    )
+    return load_model_folder(folder, task, ignore_mismatched_sizes=relabel, **config_overrides)
+
+
 def sample_generation(
     model: ScratchGPTForCausalLM | ScratchGPTForSequenceClassification,
     tokenizer_dir: str | os.PathLike[str],
@@ -262,85 +309,15 @@ def _causal_lm_sharing(model: ScratchGPTForSequenceClassification) -> ScratchGPT
 # --- command line ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    """The flags of ``scripts/convert_openai_checkpoint.py``."""
+    return ArgumentParser(
+        ConvertArguments,
         prog="convert_openai_checkpoint.py",
         description="Convert GPT-2 weights (OpenAI TensorFlow checkpoint, transformers GPT-2 "
         "folder, or the book's GPTModel state_dict) into a scratchgpt model folder, then print a "
         f"greedy continuation of {SANITY_PROMPT!r} as a sanity check.",
     )
-    parser.add_argument(
-        "--model-size",
-        choices=OPENAI_GPT2_SIZES,
-        help="OpenAI release to download (required with --download); otherwise checked against "
-        "the input's dimensions",
-    )
-    parser.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch OpenAI's files for --model-size into --checkpoint-dir first (resumes and "
-        "skips complete files)",
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        metavar="PATH",
-        help="the input: an OpenAI checkpoint folder, a transformers GPT-2 folder or a book .pth "
-        f"file; with --download, where the files go (default ${CACHE_ENV}/openai/SIZE)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="model folder to write (replaced if present)",
-    )
-    parser.add_argument(
-        "--from",
-        dest="source_format",
-        choices=SOURCE_FORMATS,
-        help="input format (default: detected from the files)",
-    )
-    heads = parser.add_mutually_exclusive_group()
-    heads.add_argument(
-        "--num-labels",
-        type=int,
-        metavar="N",
-        help="write a sequence-classification folder with a new seeded head of N labels (a "
-        "fine-tuned classifier input keeps its own head; N must then match it)",
-    )
-    heads.add_argument(
-        "--labels",
-        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-        metavar="A,B,...",
-        help="like --num-labels, naming the labels in id order, e.g. ham,spam",
-    )
-    parser.add_argument(
-        "--n-heads",
-        type=int,
-        metavar="N",
-        help="attention heads of a book state_dict whose width is not an OpenAI size",
-    )
-    parser.add_argument(
-        "--tokenizer-dir",
-        type=Path,
-        metavar="DIR",
-        help="folder with vocab.json+merges.txt, tokenizer.json or encoder.json+vocab.bpe "
-        "(default: the input's own files, else the shared GPT-2 BPE files)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=123, help="seed of a new classification head (default 123)"
-    )
-    parser.add_argument(
-        "--max-shard-size",
-        default=DEFAULT_MAX_SHARD_SIZE,
-        help="largest safetensors file before the weights are split into shards with an index "
-        f"(default {DEFAULT_MAX_SHARD_SIZE})",
-    )
-    parser.add_argument(
-        "--no-sample", action="store_true", help="skip the greedy generation sanity check"
-    )
-    return parser
 
 
 def _check_size(model: torch.nn.Module, size: str) -> None:
@@ -354,7 +331,7 @@ def _check_size(model: torch.nn.Module, size: str) -> None:
         )
 
 
-def _input_path(args: argparse.Namespace) -> Path:
+def _input_path(args: ConvertArguments) -> Path:
     if args.download:
         if args.model_size is None:
             raise ConversionError("--download needs --model-size (124M, 355M, 774M or 1558M)")
@@ -365,8 +342,9 @@ def _input_path(args: argparse.Namespace) -> Path:
     return args.checkpoint_dir
 
 
-def run(args: argparse.Namespace) -> Path:
-    """Do what the parsed command line asks; return the written folder."""
+def run(args: ConvertArguments) -> Path:
+    """``convert``: read (or download) the weights, write the model folder, print a sanity
+    sample unless ``args.no_sample``; returns the written folder."""
     source = _input_path(args)
     _check_output(source, args.output_dir)
     model, tok_dir = convert_model(
@@ -390,7 +368,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args, _ = build_parser().parse(argv)
     try:
         run(args)
     except (ConversionError, CheckpointError, DownloadError, ValueError, OSError) as err:

@@ -2,28 +2,26 @@
 test).
 
 Reading (SMS / CSV / TSV / JSONL files, Hub datasets, the SMS download, per-line validation)
-lives in ``scratchgpt.data_sources``; this module builds on its ``text`` + ``label`` (ClassLabel)
+lives in ``scratchgpt.data.sources``; this module builds on its ``text`` + ``label`` (ClassLabel)
 dataset: drop exact duplicate texts (default) -> optionally undersample to the smallest class ->
 stratified split -> tokenize with the model folder's vocabulary (``Dataset.map(batched=True)``,
 cached) -> ``input_ids``, ``label``, ``length``, ``truncated``, ``text``.
 
 Public API (``finetune.py`` reuses the same flags):
-- ``add_data_arguments(parser)``; ``prepare_from_args(args, tokenizer_folder, max_length)``
+- ``DataArguments`` (the flags); ``prepare_from_args(args, tokenizer_folder, max_length)``
   -> ``PreparedData`` (``.dataset``, ``.label_names``, ``.summary``, ``.pad_length``,
   ``.id2label``);
 - ``resolve_model_source(model) -> (tokenizer_folder, context_length)``;
 - ``save_prepared(prepared, output_dir)`` /
   ``load_prepared(dataset_dir, tokenizer_folder=None, context_length=None)``;
-- ``main(argv)``: the ``scripts/prepare_data.py`` command.
+- ``prepare_data(PrepareDataArguments)``, and ``main(argv)``: ``scripts/prepare_data.py``.
 The reading API (``DataError``, ``BadLinePolicy``, ``read_labelled_file``, ...) is re-exported
-here, so ``scratchgpt.data`` stays the one import for scripts. Batching (collator, samplers)
-lives in ``scratchgpt.collate``.
+here, so ``scratchgpt.data.prepare`` stays the one import for scripts. Batching (collator, samplers)
+lives in ``scratchgpt.data.collate``.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import functools
 import hashlib
 import json
@@ -40,7 +38,9 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from scratchgpt.data_sources import (
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.data.arguments import DEFAULT_FRACTIONS, DataArguments, PrepareDataArguments
+from scratchgpt.data.sources import (
     FORMATS,
     SMS_LABELS,
     SMS_SHA256,
@@ -64,7 +64,8 @@ __all__ = [
     "PreparedData",
     "SplitStats",
     "TokenizeBatch",
-    "add_data_arguments",
+    "DataArguments",
+    "PrepareDataArguments",
     "build_parser",
     "build_prepared",
     "drop_duplicates",
@@ -72,6 +73,7 @@ __all__ = [
     "load_prepared",
     "load_source",
     "main",
+    "prepare_data",
     "prepare_from_args",
     "resolve_model_source",
     "save_prepared",
@@ -80,7 +82,7 @@ __all__ = [
     "tokenize_split",
     "undersample",
     "vocab_fingerprint",
-    # re-exported from scratchgpt.data_sources (importers of scratchgpt.data use them)
+    # re-exported from scratchgpt.data.sources (importers of scratchgpt.data.prepare use them)
     "CACHE_ENV",
     "FORMATS",
     "SMS_LABELS",
@@ -98,7 +100,6 @@ __all__ = [
 ]
 
 PREPARED_META = "scratchgpt_data.json"
-DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLITS = ("train", "validation", "test")
 
 
@@ -403,7 +404,7 @@ def _fixed_pad_length(pad_to: str, tokenized: DatasetDict, max_length: int) -> i
     raise ValueError(f"pad_to must be batch, longest-train or context, got {pad_to!r}")
 
 
-def load_source(args: argparse.Namespace, policy: BadLinePolicy) -> tuple[Dataset, str]:
+def load_source(args: DataArguments, policy: BadLinePolicy) -> tuple[Dataset, str]:
     """The raw ``text``/``label`` dataset named by ``--data-file`` / ``--dataset`` / default SMS."""
     names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
     columns = {"text_column": args.text_column, "label_column": args.label_column}
@@ -424,14 +425,14 @@ def load_source(args: argparse.Namespace, policy: BadLinePolicy) -> tuple[Datase
     return raw, str(path)
 
 
-def _cache_dir(args: argparse.Namespace) -> Path | None:
+def _cache_dir(args: DataArguments) -> Path | None:
     if args.no_cache:
         return None
     return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
 
 
 def prepare_from_args(
-    args: argparse.Namespace, tokenizer_folder: str | Path, max_length: int
+    args: DataArguments, tokenizer_folder: str | Path, max_length: int
 ) -> PreparedData:
     """The single entry for scripts: ``max_length`` is the model's context length.
 
@@ -440,7 +441,7 @@ def prepare_from_args(
     if args.max_length is not None and not 1 <= args.max_length <= max_length:
         raise DataError(f"--max-length {args.max_length} must be in 1..{max_length} (context)")
     length = args.max_length or max_length
-    if getattr(args, "dataset_dir", None):
+    if args.dataset_dir:
         return load_prepared(args.dataset_dir, tokenizer_folder, max_length)
     policy = BadLinePolicy(args.on_bad_line)
     raw, source = load_source(args, policy)
@@ -534,180 +535,36 @@ def load_prepared(
     return PreparedData(dataset, meta["label_names"], summary)
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- command
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, allow_prepared: bool = True) -> None:
-    """The data flags shared by ``prepare_data.py`` and ``finetune.py``.
-
-    ``--seed`` is added only if the parser has none yet (training may define its own).
-    """
-    group = parser.add_argument_group("data")
-    _add_source_arguments(group, allow_prepared)
-    _add_reading_arguments(group)
-    _add_processing_arguments(group)
-    _add_cache_and_seed_arguments(group)
-
-
-def _add_source_arguments(group: argparse._ArgumentGroup, allow_prepared: bool) -> None:
-    """Where the data comes from: a file, a Hub dataset or (training only) a prepared folder."""
-    source = group.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data-file",
-        metavar="FILE",
-        help="local labelled file: SMS format (label<TAB>text, no header; the default for files "
-        "without .csv/.tsv/.jsonl), CSV, TSV (no quoting) or JSONL. Default: the SMS Spam "
-        "Collection (cache, else the shared copy, else downloaded from UCI)",
-    )
-    source.add_argument(
-        "--dataset",
-        metavar="HUB_ID",
-        help="a Hugging Face Hub dataset id, loaded with datasets.load_dataset (needs network)",
-    )
-    if allow_prepared:
-        source.add_argument(
-            "--dataset-dir",
-            metavar="DIR",
-            help="a folder written by scripts/prepare_data.py; all other data flags are ignored",
-        )
-    group.add_argument("--dataset-config", metavar="NAME", help="Hub dataset configuration name")
-    group.add_argument(
-        "--dataset-split",
-        default="train",
-        metavar="SPLIT",
-        help="Hub split(s) to read, e.g. train or train+test; we split it ourselves "
-        "(default: %(default)s)",
-    )
+def prepare_data(args: PrepareDataArguments) -> PreparedData:
+    """``prepare_data``: read, split, tokenize and save as ``args`` says; returns the data
+    (its ``.summary`` says what happened). Raises ``DataError`` on bad input."""
+    if Path(args.output_dir).exists() and not args.overwrite:
+        raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
+    tokenizer_folder, context_length = resolve_model_source(args.model)
+    prepared = prepare_from_args(args, tokenizer_folder, context_length)
+    save_prepared(prepared, args.output_dir, overwrite=args.overwrite)
+    return prepared
 
 
-def _add_reading_arguments(group: argparse._ArgumentGroup) -> None:
-    """How the raw rows are read: format, columns, label names, what a bad line does."""
-    group.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="auto",
-        help="file format of --data-file; auto goes by extension (default: %(default)s)",
-    )
-    group.add_argument(
-        "--text-column",
-        default="text",
-        help="column holding the text in CSV/TSV/JSONL/Hub data (default: %(default)s)",
-    )
-    group.add_argument(
-        "--label-column",
-        default="label",
-        help="column holding the label, string or integer (default: %(default)s)",
-    )
-    group.add_argument(
-        "--label-names",
-        metavar="A,B,...",
-        help="comma-separated class names, id order; integer labels index them, other labels "
-        "must be one of them. Default: ham,spam for SMS files, a Hub ClassLabel's names, else "
-        "sorted distinct string labels (or 0..max for integer labels)",
-    )
-    group.add_argument(
-        "--on-bad-line",
-        choices=("error", "skip"),
-        default="error",
-        help="a malformed line stops with an error naming file:line:value, or is skipped and "
-        "counted in the summary (default: %(default)s)",
-    )
-
-
-def _add_processing_arguments(group: argparse._ArgumentGroup) -> None:
-    """What happens to the rows: dedupe, balance, split, truncate and pad."""
-    group.add_argument(
-        "--balance",
-        choices=("none", "undersample"),
-        default="none",
-        help="undersample every class to the smallest one, as the book does (default: %(default)s)",
-    )
-    group.add_argument(
-        "--keep-duplicates",
-        action="store_true",
-        help="keep exact duplicate texts (the book's behaviour); by default only the first copy "
-        "is kept, so no text appears in two splits",
-    )
-    group.add_argument(
-        "--split-fractions",
-        nargs=3,
-        type=float,
-        default=list(DEFAULT_FRACTIONS),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="split fractions, stratified by label; train = int(n*TRAIN), validation = "
-        "int(n*VAL), test = the rest (default: 0.7 0.1 0.2)",
-    )
-    group.add_argument(
-        "--max-length",
-        type=int,
-        metavar="N",
-        help="truncate messages to N tokens (counted in the summary); default: the model's "
-        "context length",
-    )
-    group.add_argument(
-        "--pad-to",
-        choices=("batch", "longest-train", "context"),
-        default="batch",
-        help="batch: pad each batch to its own longest message; longest-train: the book's fixed "
-        "padding to the longest training message (validation/test truncated to it); context: "
-        "pad to --max-length (default: %(default)s)",
-    )
-
-
-def _add_cache_and_seed_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help=f"download and tokenization cache (default: ${CACHE_ENV} or ~/.cache/scratchgpt)",
-    )
-    group.add_argument(
-        "--no-cache", action="store_true", help="tokenize in memory without writing cache files"
-    )
-    # The calling script may define --seed already; prepare_from_args reads args.seed either way.
-    with contextlib.suppress(argparse.ArgumentError):
-        group.add_argument(
-            "--seed",
-            type=int,
-            default=123,
-            help="seed for undersampling, splitting and batch order (default: %(default)s)",
-        )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    """The flags of ``scripts/prepare_data.py`` (plus ``--config``)."""
+    return ArgumentParser(
+        PrepareDataArguments,
+        config=True,
         prog="prepare_data.py",
         description="Read labelled text, split it (stratified) into train/validation/test, "
         "tokenize it with a model folder's vocabulary and save it with save_to_disk.",
     )
-    parser.add_argument(
-        "--output-dir",
-        required=True,
-        metavar="DIR",
-        help="where to write the DatasetDict (written to a temp folder, then renamed)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace --output-dir if it exists"
-    )
-    parser.add_argument(
-        "--model",
-        default="gpt2-small",
-        metavar="FOLDER_OR_PRESET",
-        help="model folder (its vocab.json/merges.txt and context length) or a preset name "
-        "gpt2-small|medium|large|xl (GPT-2's vocabulary, context 1024) (default: %(default)s)",
-    )
-    add_data_arguments(parser, allow_prepared=False)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/prepare_data.py``: prepare, save, print the summary; 2 on bad input."""
-    args = build_parser().parse_args(argv)
+    args, _ = build_parser().parse(argv)
     try:
-        if Path(args.output_dir).exists() and not args.overwrite:
-            raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
-        tokenizer_folder, context_length = resolve_model_source(args.model)
-        prepared = prepare_from_args(args, tokenizer_folder, context_length)
-        save_prepared(prepared, args.output_dir, overwrite=args.overwrite)
+        prepared = prepare_data(args)
     except (DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

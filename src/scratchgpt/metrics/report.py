@@ -1,4 +1,5 @@
-"""Classification metrics, tables and plots shared by the trainer and ``scripts/evaluate.py``.
+"""Classification metrics, tables and plots shared by the trainer (``scratchgpt.training``) and the
+evaluate command (``scratchgpt.inference.evaluate``).
 
 Metrics go through ``evaluate`` with our offline metric module
 (``scratchgpt/metrics/classification.py``): the stock ``evaluate.load("accuracy")`` needs the Hub.
@@ -13,28 +14,25 @@ Metrics go through ``evaluate`` with our offline metric module
       "num_examples": 1115,
     }
 
-This is the per-split value the trainer stores in ``metrics.json`` (see ``scratchgpt.card``).
+This is the per-split value the trainer stores in ``metrics.json`` (see ``scratchgpt.hub.card``).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display on servers or in CI
+# A bare Figure, not pyplot: saving needs no display, and importing the library does not switch
+# a notebook's plotting backend (pyplot's global state) to Agg behind the user's back.
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from scratchgpt.metrics import load_metric  # noqa: E402
-from scratchgpt.paths import make_readable  # noqa: E402
+from scratchgpt.metrics import load_metric
+from scratchgpt.paths import make_readable
 
 SUMMARY_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
@@ -118,7 +116,7 @@ def format_splits_table(metrics_by_split: Mapping[str, Mapping]) -> str:
     return "\n".join(lines)
 
 
-def _save_figure_atomically(fig: plt.Figure, path: str | Path) -> Path:
+def _save_figure_atomically(fig: Figure, path: str | Path) -> Path:
     """Write to a temp file next to ``path`` then rename, so a crash leaves no half PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +127,6 @@ def _save_figure_atomically(fig: plt.Figure, path: str | Path) -> Path:
         make_readable(tmp)  # mkstemp's 0600 would hide the plot from other users
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
@@ -145,7 +142,8 @@ def plot_confusion_matrix(
             f"confusion matrix shape {counts.shape} does not match {len(label_names)} label names"
         )
     size = 2.5 + 0.6 * len(label_names)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(counts, cmap="Blues")
     ticks = range(len(label_names))
     ax.set_xticks(ticks, label_names, rotation=45, ha="right")
@@ -199,7 +197,8 @@ def plot_precision_recall(
             f"scores shape {probs.shape} should be (num_examples={refs.size}, "
             f"num_labels={len(label_names)})"
         )
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
     for class_id, name in enumerate(label_names):
         precision, recall, ap = precision_recall_curve(probs[:, class_id], refs == class_id)
         ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
@@ -214,8 +213,6 @@ def plot_precision_recall(
 
 
 # ---------------------------------------------------------------- command line (evaluate.py)
-
-EVAL_SPLITS = ("train", "validation", "test", "all")
 
 
 def most_confident_errors(
@@ -252,135 +249,3 @@ def format_errors(errors: Sequence[dict], label_names: Sequence[str], width: int
             f"{e['score']:6.4f}  {text}"
         )
     return "\n".join(lines)
-
-
-def build_evaluate_parser() -> argparse.ArgumentParser:
-    from scratchgpt.data import add_data_arguments
-    from scratchgpt.inference import DEFAULT_BATCH_SIZE, add_prepack_argument, positive_int
-
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description="Evaluate a fine-tuned classifier folder on a data split: metrics table "
-        "(accuracy, per-class precision/recall/F1, confusion matrix), a confusion-matrix PNG, a "
-        "precision-recall PNG and metrics.json in --output-dir. The data flags are the "
-        "trainer's: pass the same ones (seed, dedupe, balance, fractions) to get its test split.",
-    )
-    parser.add_argument(
-        "--model", required=True, help="model folder, or Hub repo id USER/NAME (downloaded)"
-    )
-    parser.add_argument(
-        "--split",
-        choices=EVAL_SPLITS,
-        default="test",
-        help="which split of the prepared data to score; 'all' = every row of the data "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--errors",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print the N most confident mistakes (default: none)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=None,
-        help="where the PNGs and metrics.json go (default: ./eval-<model name>-<split>)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help="texts per forward pass (default: %(default)s)",
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_prepack_argument(parser)
-    add_data_arguments(parser, allow_prepared=True)
-    return parser
-
-
-def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
-    """Map the data's class ids onto the model's by name (their orders may differ)."""
-    unknown = [name for name in data_names if name not in model_names]
-    if unknown:
-        raise ValueError(
-            f"the data has labels {unknown} that the model does not know "
-            f"(model labels: {list(model_names)}); pass --label-names to rename them"
-        )
-    return [list(model_names).index(name) for name in data_names]
-
-
-def _select_split(dataset, split: str):
-    from datasets import concatenate_datasets
-
-    if split == "all":
-        return concatenate_datasets([dataset[name] for name in dataset])
-    return dataset[split]
-
-
-def run_evaluation(args: argparse.Namespace) -> dict:
-    """Score the model on the chosen split; writes the plots and metrics.json, returns metrics."""
-    from scratchgpt.data import prepare_from_args
-    from scratchgpt.inference import (
-        label_names,
-        load_classifier,
-        pad_token_id,
-        predict_probabilities,
-        resolve_encoding,
-    )
-
-    model, folder = load_classifier(args.model, device=args.device)
-    prepared = prepare_from_args(args, folder, int(model.config.context_length))
-    rows = _select_split(prepared.dataset, args.split)
-    names = label_names(model)
-    to_model = _model_label_ids(prepared.label_names, names)
-    references = [to_model[label] for label in rows["label"]]
-    pad_id = pad_token_id(model, resolve_encoding(folder))
-    probs = predict_probabilities(
-        model, rows["input_ids"], pad_id, args.batch_size, progress=True, prepack=args.prepack
-    ).numpy()
-    metrics = compute_classification_metrics(probs.argmax(axis=1).tolist(), references, names)
-    out = args.output_dir or Path(f"eval-{Path(folder).name}-{args.split}")
-    title = f"{Path(folder).name}, {args.split} split"
-    plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png", title)
-    plot_precision_recall(probs, references, names, out / "precision_recall.png", title)
-    record = {args.split: metrics, "model": str(args.model), "data": prepared.summary.source}
-    _write_json_atomically(out / "metrics.json", record)
-    metrics["errors"] = most_confident_errors(probs, references, rows["text"], args.errors)
-    metrics["output_dir"] = str(out)
-    return metrics
-
-
-def _write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    make_readable(tmp)
-    os.replace(tmp, path)
-
-
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/evaluate.py``; returns the exit status."""
-    from scratchgpt.inference import HubDownloadError
-
-    parser = build_evaluate_parser()
-    args = parser.parse_args(argv)
-    if args.errors < 0 or args.batch_size < 1:
-        parser.error(
-            f"--errors must be >= 0 and --batch-size >= 1, got {args.errors}, {args.batch_size}"
-        )
-    try:
-        metrics = run_evaluation(args)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"evaluate.py: error: {err}\n")
-    print(format_metrics_table(metrics, title=f"{args.model} — {args.split} split"))
-    if args.errors:
-        print(f"\n{len(metrics['errors'])} most confident mistakes:")
-        print(format_errors(metrics["errors"], metrics["label_names"]))
-    print(
-        f"\nwrote {metrics['output_dir']}/confusion_matrix.png, precision_recall.png, metrics.json"
-    )
-    return 0

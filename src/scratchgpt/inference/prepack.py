@@ -8,7 +8,7 @@ the packed copy (``mkldnn._linear_pointwise``) -- the same two ops PyTorch's own
 for frozen CPU linears. Measured by benchmarks/bench_classify.py (2 cores, gpt2-small, SMS
 test split): 28.3 -> 31.3 messages/s; class probabilities equal to 1e-6.
 
-Used by classification (``scratchgpt.inference``) and by the trainer's frozen-prefix cache.
+Used by classification (``scratchgpt.inference.classify``) and by the trainer's frozen-prefix cache.
 ``prepacked_linears(model)`` is a context manager: inside it every ``nn.Linear`` of the model
 runs on a packed copy of its weight (when no gradient is needed: the packed op has none); on exit
 the modules are exactly as before, the packed copies freed. The copies cost as much memory as

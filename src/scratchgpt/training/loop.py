@@ -15,21 +15,19 @@ Where the speed comes from, compared with the book's loop:
 Layout on disk: ``--output-dir`` is written once, atomically, at the end (a complete model
 folder plus metrics, logs and plots); checkpoints and live logs go to ``--run-dir``.
 
-Companions: ``train_args`` (flags), ``train_data`` (batches), ``prefix_cache``,
-``train_outputs`` (checkpoints, step log, output folder), ``train_fsdp`` (what changes
-when FSDP shards the model), ``plots``.
+Companions in ``scratchgpt.training``: ``arguments`` (flags), ``state`` (progress and parts),
+``data`` (batches), ``prefix_cache``, ``checkpoints``, ``outputs`` (step log, output folder),
+``fsdp`` (what changes when FSDP shards the model), ``plots``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,9 +37,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from scratchgpt import evaluation
-from scratchgpt.folder import build_model
-from scratchgpt.prefix_cache import (
+from scratchgpt.metrics import report
+from scratchgpt.training.arguments import FinetuneArguments, build_parser, parse_args
+from scratchgpt.training.checkpoints import CHECKPOINTS, checkpoint_dir, resume, save_checkpoint
+from scratchgpt.training.data import load_data, make_eval_loader, make_train_loader, token_collator
+from scratchgpt.training.fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
+from scratchgpt.training.outputs import init_trackers, log_record, open_step_log, write_outputs
+from scratchgpt.training.prefix_cache import (
     CachedCollator,
     CachedSplit,
     ClassifierTrainingModule,
@@ -50,21 +52,19 @@ from scratchgpt.prefix_cache import (
     estimate_cache_bytes,
     frozen_prefix_length,
 )
-from scratchgpt.train_args import build_parser, parse_args
-from scratchgpt.train_data import load_data, make_eval_loader, make_train_loader, token_collator
-from scratchgpt.train_fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
-from scratchgpt.train_outputs import (
-    CHECKPOINTS,
-    checkpoint_dir,
-    init_trackers,
-    log_record,
-    open_step_log,
-    resume,
-    save_checkpoint,
-    write_outputs,
-)
+from scratchgpt.training.state import Run, TrainState
+from scratchgpt.weights.convert import build_model
 
-__all__ = ["build_parser", "cli", "main", "parse_args", "setup", "train"]
+__all__ = [
+    "FinetuneArguments",
+    "build_parser",
+    "cli",
+    "finetune",
+    "main",
+    "parse_args",
+    "setup",
+    "train",
+]
 
 TRAINABLE_BLOCKS = {"last_layer": 0, "last_block": 1, "last_two_blocks": 2}
 LORA_TARGETS = ["qkv", "out_proj", "fc", "proj"]
@@ -85,54 +85,10 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-# ----------------------------------------------------------------------------- state
-
-
-@dataclass
-class TrainState:
-    """Progress saved in every checkpoint (accelerate pickles it via ``state_dict``)."""
-
-    global_step: int = 0  # optimizer steps taken
-    epoch: int = 0  # epochs completed
-    batches_in_epoch: int = 0  # batches consumed in the running epoch (for mid-epoch resume)
-    examples_seen: int = 0
-    elapsed_s: float = 0.0  # training wall time before this process started
-    evals: list[dict] = field(default_factory=list)  # periodic train/val losses
-    epochs: list[dict] = field(default_factory=list)  # per-epoch accuracies and losses
-    best: dict = field(default_factory=dict)  # {"epoch", "accuracy", "loss", "checkpoint"}
-
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-
-
-@dataclass
-class Run:
-    """Everything the loop touches, built once by :func:`setup`."""
-
-    args: argparse.Namespace
-    accelerator: Accelerator
-    module: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    train_loader: DataLoader
-    eval_loaders: dict[str, DataLoader]  # whole splits, for the final metrics
-    probe_loaders: dict[str, DataLoader]  # first --eval-iter batches of train/validation
-    label_names: list[str]
-    tokenizer_folder: Path
-    state: TrainState
-    info: dict  # facts for training_args.json and the card (cache, parameter counts, ...)
-    steps_per_epoch: int = 0
-    step_log: Path | None = None
-
-
 # ----------------------------------------------------------------------------- model
 
 
-def configure_trainable(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+def configure_trainable(model: torch.nn.Module, args: FinetuneArguments) -> torch.nn.Module:
     """Freeze what the recipe freezes; ``lora`` wraps the model with PEFT adapters."""
     if args.trainable == "lora":
         return add_lora(model, args)
@@ -145,7 +101,7 @@ def configure_trainable(model: torch.nn.Module, args: argparse.Namespace) -> tor
     return model
 
 
-def add_lora(model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+def add_lora(model: torch.nn.Module, args: FinetuneArguments) -> torch.nn.Module:
     """LoRA on every attention and MLP projection; the new head trains in full."""
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -167,7 +123,7 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
 
 
 def make_training_module(
-    model: torch.nn.Module, data, args: argparse.Namespace, accelerator: Accelerator
+    model: torch.nn.Module, data, args: FinetuneArguments, accelerator: Accelerator
 ) -> tuple[ClassifierTrainingModule, dict, str]:
     """Wrap the model; build the frozen-prefix cache when it applies.
 
@@ -201,7 +157,7 @@ def make_training_module(
 # ----------------------------------------------------------------------------- setup
 
 
-def make_accelerator(args: argparse.Namespace) -> Accelerator:
+def make_accelerator(args: FinetuneArguments) -> Accelerator:
     """One accelerator for every launch mode; batches are split so results ignore #processes."""
     project = ProjectConfiguration(
         project_dir=str(args.run_dir), logging_dir=str(args.run_dir / "logs")
@@ -228,7 +184,7 @@ def has_accelerator_device() -> bool:
     )
 
 
-def setup(args: argparse.Namespace) -> Run:
+def setup(args: FinetuneArguments) -> Run:
     """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
     accelerator = make_accelerator(args)
     if is_fsdp(accelerator) and (problem := unsupported_under_fsdp(args)):
@@ -293,7 +249,7 @@ def setup(args: argparse.Namespace) -> Run:
     return run
 
 
-def make_loaders(args: argparse.Namespace, data, datasets: dict, module) -> tuple:
+def make_loaders(args: FinetuneArguments, data, datasets: dict, module) -> tuple:
     """Training batches (length-grouped), whole-split evaluation, and the book's probes."""
     pad_id = module.model.config.pad_token_id
     if module.start_block:
@@ -315,7 +271,7 @@ def make_loaders(args: argparse.Namespace, data, datasets: dict, module) -> tupl
     return train_loader, evals, probes
 
 
-def load_model_and_data(args: argparse.Namespace):
+def load_model_and_data(args: FinetuneArguments):
     """The model (new head with the data's labels) and the tokenized splits."""
     data, tokenizer_folder, model_source = load_data(args)
     id2label = dict(enumerate(data.label_names))
@@ -333,7 +289,7 @@ def load_model_and_data(args: argparse.Namespace):
 
 
 def make_optimizer(
-    module: torch.nn.Module, args: argparse.Namespace, accelerator: Accelerator
+    module: torch.nn.Module, args: FinetuneArguments, accelerator: Accelerator
 ) -> torch.optim.AdamW:
     """AdamW over the trainable parameters (the book's settings).
 
@@ -350,9 +306,7 @@ def make_optimizer(
     )
 
 
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int
-):
+def make_scheduler(optimizer: torch.optim.Optimizer, args: FinetuneArguments, steps_per_epoch: int):
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
@@ -362,7 +316,7 @@ def make_scheduler(
     )
 
 
-def check_run_dir(args: argparse.Namespace, accelerator: Accelerator) -> None:
+def check_run_dir(args: FinetuneArguments, accelerator: Accelerator) -> None:
     """Refuse to mix a new run's checkpoints with an old run's, unless told to."""
     checkpoints = args.run_dir / CHECKPOINTS
     if args.resume_from_checkpoint or not checkpoints.exists() or not any(checkpoints.iterdir()):
@@ -424,7 +378,7 @@ def evaluate_splits(run: Run) -> tuple[dict, dict]:
     metrics, raw = {}, {}
     for split, loader in run.eval_loaders.items():
         raw[split] = predict(run, loader)
-        metrics[split] = evaluation.compute_classification_metrics(
+        metrics[split] = report.compute_classification_metrics(
             raw[split]["predictions"], raw[split]["references"], run.label_names
         )
         metrics[split]["loss"] = raw[split]["loss"]
@@ -591,11 +545,22 @@ def restore_best(run: Run) -> None:
 # ----------------------------------------------------------------------------- entry point
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run a fine-tuning job end to end; returns the final metrics per split."""
-    args = parse_args(argv)
-    run = setup(args)
-    acc = run.accelerator
+def finetune(args: FinetuneArguments) -> dict:
+    """Run a fine-tuning job end to end; returns the final metrics per split.
+
+    The output folder is ``args.output_dir``; the same call works in a notebook, under
+    ``python`` and under ``accelerate launch``. accelerate's process-wide state is reset
+    afterwards, so a second call in the same kernel starts as clean as the first.
+    """
+    try:
+        return run_job(setup(args))
+    finally:
+        reset_accelerate_state()
+
+
+def run_job(run: Run) -> dict:
+    """Resume if asked, train, evaluate every split, write the output folder."""
+    args, acc = run.args, run.accelerator
     if args.resume_from_checkpoint:
         resume(run)
     open_step_log(run)
@@ -612,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with timed(seconds, "final_evaluation"):
         restore_best(run)
         metrics, raw = evaluate_splits(run)
-    acc.print(evaluation.format_splits_table(metrics))
+    acc.print(report.format_splits_table(metrics))
     for tracker in acc.trackers:
         tracker.finish()  # flush TensorBoard before its files are copied into the output
     with timed(seconds, "outputs"):
@@ -624,10 +589,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
     return metrics
 
 
+def reset_accelerate_state() -> None:
+    """Forget accelerate's singletons (device, process group, accumulation state)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """``scripts/finetune.py`` without the exit status: flags (and ``--config``) -> metrics."""
+    return finetune(parse_args(argv))
+
+
 def cli(argv: Sequence[str] | None = None) -> int:
     """``scripts/finetune.py``: expected failures (bad data, no network, an occupied run
     folder) print one clear line and exit 2; anything else keeps its traceback."""
-    from scratchgpt.data import DataError
+    from scratchgpt.data.prepare import DataError
     from scratchgpt.download import DownloadError
 
     try:

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from scratchgpt.collate import right_pad
-from scratchgpt.prepack import prepacked_linears
+from scratchgpt.data.collate import right_pad
+from scratchgpt.inference.prepack import prepacked_linears
 
 HIDDEN_STATES = "hidden_states"
 
@@ -155,7 +155,7 @@ def _run_prefix(model, token_ids, indices, start_block, accelerator, batch_size)
     # drop_rate is 0 here (cache_blocker checks it), so eval mode changes nothing but intent.
     classifier.eval()
     pieces = []
-    # An inference pass over frozen weights: on CPU, pack them once (scratchgpt.prepack).
+    # An inference pass over frozen weights: on CPU, pack them once (scratchgpt.inference.prepack).
     with prepacked_linears(classifier.gpt.blocks[:start_block]):
         for start in range(0, len(indices), batch_size):
             chunk = [list(token_ids[i]) for i in indices[start : start + batch_size]]

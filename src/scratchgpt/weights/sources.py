@@ -1,7 +1,7 @@
 """Read GPT-2 weights of each supported format into scratchgpt's layout, shape-checked.
 
 - ``openai``: OpenAI's TensorFlow checkpoint folder (``hparams.json``, ``model.ckpt.*``), read
-  without TensorFlow by :mod:`scratchgpt.tf_checkpoint`;
+  without TensorFlow by :mod:`scratchgpt.weights.tf_checkpoint`;
 - ``hf``: a transformers GPT-2 folder (``config.json`` + ``model.safetensors`` [sharded] or
   ``pytorch_model.bin``), Conv1D weights stored ``[in, out]``, keys with or without
   ``transformer.``;
@@ -31,8 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from scratchgpt.download import OPENAI_GPT2_SIZES
-from scratchgpt.tf_checkpoint import TFCheckpoint, resolve_prefix
 from scratchgpt.tokenizer import find_tokenizer_files
+from scratchgpt.weights.tf_checkpoint import TFCheckpoint, resolve_prefix
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS
 
 SourceFormat = Literal["openai", "hf", "book"]

@@ -5,7 +5,7 @@ files the trainer writes into ``output_dir``, plus the folder's ``config.json`` 
 context length) and any PNG plots in ``output_dir`` or ``output_dir/plots``.
 
 ``metrics.json`` — one entry per split, each the dict returned by
-``scratchgpt.evaluation.compute_classification_metrics``::
+``scratchgpt.metrics.report.compute_classification_metrics``::
 
     {"train": {...}, "validation": {...}, "test": {...}}
 

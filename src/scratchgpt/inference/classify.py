@@ -5,12 +5,11 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 (so each batch holds messages of similar length), pads each batch only to its own longest
 message with an attention mask, and returns the results in the input order. The model pools
 the last non-padding token, so padding never changes a prediction. On CPU the linear weights
-are packed once for oneDNN for the whole call (``scratchgpt.prepack``).
+are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -23,11 +22,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from scratchgpt.collate import SortedBatchSampler, right_pad
-from scratchgpt.prepack import Prepack, prepacked_linears
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.data.collate import SortedBatchSampler, right_pad
+from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
+from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
-
-DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
 
 
 class TruncationWarning(UserWarning):
@@ -101,7 +100,7 @@ def predict_probabilities(
 ) -> torch.Tensor:
     """Class probabilities (N, num_labels), rows in the order of ``token_ids``.
 
-    ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.prepack``):
+    ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.inference.prepack``):
     "auto" (default) where it fits in memory, True to insist where supported, False never.
     """
     model.eval()
@@ -213,85 +212,22 @@ def load_classifier(
     return model.eval(), folder
 
 
-# ---------------------------------------------------------------- command line (classify.py)
+# ---------------------------------------------------------------- the classify command
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def build_classify_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="classify.py",
-        description="Classify texts with a fine-tuned scratchgpt model folder or Hub repo. "
-        "Texts come from the arguments, from --input (one text a line) or from stdin.",
-    )
-    parser.add_argument(
-        "--model", required=True, help="model folder, or Hub repo id USER/NAME (downloaded)"
-    )
-    parser.add_argument("texts", nargs="*", help="texts to classify (quote each one)")
-    parser.add_argument(
-        "--input",
-        type=Path,
-        help="file with one text per line ('-' reads stdin); empty lines skipped",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "jsonl"),
-        default="table",
-        help="output: a readable table (default) or one JSON object per line with text, "
-        "label, score and the probability of every class",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"texts per forward pass (default {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
-        "--max-length",
-        type=positive_int,
-        default=None,
-        help="truncate texts to this many tokens (default and maximum: the model's context)",
-    )
-    parser.add_argument(
-        "--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)"
-    )
-    add_prepack_argument(parser)
-    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
-    parser.add_argument("--token", default=None, help="Hub token for private repos")
-    return parser
-
-
-def add_prepack_argument(parser: argparse.ArgumentParser) -> None:
-    """``--no-prepack``: shared by classify.py and evaluate.py."""
-    parser.add_argument(
-        "--no-prepack",
-        dest="prepack",
-        action="store_const",
-        const=False,
-        default="auto",
-        help="do not pack the linear weights for oneDNN on CPU. Packing is on by default for "
-        "fp32 CPU models whose linear weights take under a quarter of physical memory: ~10%% "
-        "faster, same probabilities to 1e-6, one extra copy of those weights while classifying",
-    )
-
-
-def read_input_texts(args: argparse.Namespace, stdin: TextIO) -> tuple[list[str], list[int]]:
+def read_input_texts(
+    texts: Sequence[str], input: Path | None, stdin: TextIO
+) -> tuple[list[str], list[int]]:
     """Texts from arguments, ``--input`` or stdin, and the 1-based line numbers skipped as empty."""
-    if args.texts and args.input:
+    if texts and input:
         raise ValueError("give texts as arguments or --input FILE, not both")
-    if args.texts:
-        lines = list(args.texts)
-    elif args.input and str(args.input) != "-":
-        if not args.input.is_file():
-            raise FileNotFoundError(f"--input {args.input}: no such file")
-        lines = args.input.read_text(encoding="utf-8").splitlines()
-    elif args.input or not stdin.isatty():
+    if texts:
+        lines = list(texts)
+    elif input and str(input) != "-":
+        if not input.is_file():
+            raise FileNotFoundError(f"--input {input}: no such file")
+        lines = input.read_text(encoding="utf-8").splitlines()
+    elif input or not stdin.isatty():
         lines = stdin.read().splitlines()
     else:
         raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
@@ -300,6 +236,39 @@ def read_input_texts(args: argparse.Namespace, stdin: TextIO) -> tuple[list[str]
     if not texts:
         raise ValueError(f"no text to classify: all {len(lines)} input line(s) are empty")
     return texts, empty
+
+
+def classify(
+    args: ClassifyArguments, texts: Sequence[str] = (), stdin: TextIO | None = None
+) -> list[dict]:
+    """``classify``: label ``texts`` (else the lines of ``args.input``, else ``stdin``) with
+    ``args.model``; one dict per text (``text``, ``label``, ``score``, ``scores``), input order."""
+    texts, empty = read_input_texts(texts, args.input, stdin or sys.stdin)
+    model, folder = load_classifier(args.model, args.revision, args.token, args.device)
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+        print(f"skipped {len(empty)} empty line(s): {shown}", file=sys.stderr)
+    return classify_texts(
+        model,
+        folder,
+        texts,
+        args.batch_size,
+        args.max_length,
+        progress=len(texts) > 1000,
+        prepack=args.prepack,
+    )
+
+
+def build_classify_parser() -> ArgumentParser:
+    """The flags of ``scripts/classify.py``; the texts stay positional arguments."""
+    parser = ArgumentParser(
+        ClassifyArguments,
+        prog="classify.py",
+        description="Classify texts with a fine-tuned scratchgpt model folder or Hub repo. "
+        "Texts come from the arguments, from --input (one text a line) or from stdin.",
+    )
+    parser.add_argument("texts", nargs="*", help="texts to classify (quote each one)")
+    return parser
 
 
 def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
@@ -320,22 +289,9 @@ def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
 def classify_main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     """Entry point of ``scripts/classify.py``; returns the exit status."""
     parser = build_classify_parser()
-    args = parser.parse_args(argv)
+    args, positionals = parser.parse(argv)
     try:
-        texts, empty = read_input_texts(args, stdin or sys.stdin)
-        model, folder = load_classifier(args.model, args.revision, args.token, args.device)
-        if empty:
-            shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
-            print(f"skipped {len(empty)} empty line(s): {shown}", file=sys.stderr)
-        results = classify_texts(
-            model,
-            folder,
-            texts,
-            args.batch_size,
-            args.max_length,
-            progress=len(texts) > 1000,
-            prepack=args.prepack,
-        )
+        results = classify(args, positionals.texts, stdin)
     except (ValueError, FileNotFoundError, HubDownloadError) as err:
         parser.exit(2, f"classify.py: error: {err}\n")
     if args.format == "jsonl":

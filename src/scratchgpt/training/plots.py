@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # training runs headless (servers, CI, accelerate workers)
-import matplotlib.pyplot as plt  # noqa: E402
+# A bare Figure, not pyplot: saving needs no display, and importing the library does not switch
+# a notebook's plotting backend (pyplot's global state) to Agg behind the user's back.
+from matplotlib.figure import Figure
 
 
 def plot_curves(
@@ -29,7 +28,8 @@ def plot_curves(
             f"plot_curves needs equal lengths, got epochs={len(epochs)}, "
             f"examples_seen={len(examples_seen)}, train={len(train_values)}, val={len(val_values)}"
         )
-    fig, ax1 = plt.subplots(figsize=(5, 3))
+    fig = Figure(figsize=(5, 3))
+    ax1 = fig.subplots()
     ax1.plot(epochs, train_values, label=f"Training {label}")
     ax1.plot(epochs, val_values, linestyle="-.", label=f"Validation {label}")
     ax1.set_xlabel("Epochs")
@@ -42,5 +42,4 @@ def plot_curves(
     paths = [output_stem.with_suffix(".png"), output_stem.with_suffix(".pdf")]
     for path in paths:
         fig.savefig(path)
-    plt.close(fig)
     return paths

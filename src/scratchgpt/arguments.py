@@ -1,0 +1,256 @@
+"""Typed command-line arguments: dataclasses parsed by ``transformers.HfArgumentParser``.
+
+Every command's flags are the fields of a dataclass (``help`` and argparse extras in
+``metadata``), validated in its ``__post_init__`` with errors that name the flag and the value.
+The same dataclass is what the Python API takes, so a notebook and a script run the same code.
+
+Two habits of ``HfArgumentParser`` are changed here, so the scripts keep the flags they had:
+it adds an underscore twin of every flag (``--batch_size`` next to ``--batch-size``), which we
+drop, and it turns a ``bool`` field into ``--flag [BOOL]``, which would swallow a following
+positional argument: switches stay plain ``store_true`` flags.
+
+Recipe files: ``--config FILE.yaml`` reads field values from a YAML mapping; flags given on the
+command line override them. :func:`save_config` writes the resolved arguments of a run in the
+same format, so ``--config`` of that file reproduces the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+# Field metadata read here rather than passed to argparse.
+GROUP = "group"  # the help group of a field that lives outside its class's group
+FLAGS = "flags"  # option strings replacing ``--field-name`` (e.g. ``--from``)
+ARGPARSE_OVERRIDES = ("type", "nargs", "metavar", "choices", "action", "const")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the uninformative ones (unset options, off switches)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def arg(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
+    """A dataclass field with its ``--help`` text (``HfArg`` without the aliases).
+
+    A list default is copied per instance; ``metadata`` holds argparse extras (``metavar``,
+    ``nargs``, ``type``) and :data:`GROUP` / :data:`FLAGS`.
+    """
+    if isinstance(default, list):
+        value = list(default)
+        return dataclasses.field(
+            default_factory=lambda: list(value), metadata={"help": help, **metadata}
+        )
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+def flag_name(name: str) -> str:
+    """``batch_size`` -> ``--batch-size``: how error messages name a field."""
+    return "--" + name.replace("_", "-")
+
+
+def check(condition: bool, name: str, value: Any, requirement: str) -> None:
+    """Raise ``ValueError("--flag-name must <requirement>, got <value>")`` unless ``condition``."""
+    if not condition:
+        raise ValueError(f"{flag_name(name)} must {requirement}, got {value!r}")
+
+
+def check_choices(instance: object) -> None:
+    """Every ``Literal`` field holds one of its values (argparse checks flags, not values from
+    ``--config`` files or Python callers)."""
+    literals = _literal_fields(type(instance))
+    for field in dataclasses.fields(instance):
+        value, choices = getattr(instance, field.name), literals.get(field.name)
+        if choices is not None and value not in choices:
+            flag = field.metadata.get(FLAGS, [flag_name(field.name)])[0]  # e.g. --from
+            allowed = ", ".join(str(c) for c in choices if c is not None)
+            raise ValueError(f"{flag} must be one of {allowed}, got {value!r}")
+
+
+@functools.cache
+def _literal_fields(cls: type) -> dict[str, tuple]:
+    """``{field: allowed values}`` for the ``Literal`` (or ``Literal | None``) fields of ``cls``."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        parts = typing.get_args(hint) if union else (hint,)
+        for part in parts:
+            if typing.get_origin(part) is typing.Literal:
+                none = (None,) if type(None) in parts else ()
+                found[name] = (*typing.get_args(part), *none)
+    return found
+
+
+def super_post_init(instance: object, cls: type) -> None:
+    """Run the next ``__post_init__`` in the MRO: each part of a combined dataclass (model,
+    data, training, ...) checks its own fields."""
+    parent = getattr(super(cls, instance), "__post_init__", None)
+    if parent is not None:
+        parent()
+
+
+def as_path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+class ArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` with the scripts' flag names, help groups and ``--config``."""
+
+    def __init__(
+        self,
+        dataclass_type: type,
+        *,
+        config: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        """``config``: add ``--config FILE.yaml`` (a string is appended to its help)."""
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        self.config = bool(config)
+        super().__init__(dataclass_type, **kwargs)
+        if config:
+            note = f" {config}" if isinstance(config, str) else ""
+            self.add_argument(
+                "--config",
+                metavar="FILE.yaml",
+                help="a recipe: YAML with any of these settings (field names with underscores, "
+                "e.g. batch_size: 8); flags on the command line override it." + note,
+            )
+
+    def _add_dataclass_arguments(self, dtype: type) -> None:
+        # Each field goes into the help group of the class that defines it, so one flat
+        # dataclass built from parts (model, data, training, ...) keeps the groups.
+        groups: dict[str, Any] = {}
+        hints = typing.get_type_hints(dtype)
+        for field in dataclasses.fields(dtype):
+            if not field.init:
+                continue
+            field.type = hints[field.name]
+            name = field.metadata.get(GROUP) or _owner_group(dtype, field.name)
+            if name and name not in groups:
+                groups[name] = self.add_argument_group(name)
+            self._parse_dataclass_field(groups.get(name, self), field)
+
+    @staticmethod
+    def _parse_dataclass_field(parser: Any, field: dataclasses.Field) -> None:
+        calls: list[tuple[tuple, dict]] = []
+        recorder = _Recorder(calls)
+        saved = field.metadata
+        metadata = {k: v for k, v in saved.items() if k not in (GROUP, FLAGS)}
+        field.metadata = metadata  # HfArgumentParser passes metadata on to argparse
+        try:
+            HfArgumentParser._parse_dataclass_field(recorder, field)
+        finally:
+            field.metadata = saved
+        for options, kwargs in calls:
+            options = [o for o in options if "_" not in o.removeprefix("--")]
+            if saved.get(FLAGS):
+                options = list(saved[FLAGS])
+                kwargs["dest"] = field.name
+            if kwargs.get("type") is not None and field.type is bool and "nargs" in kwargs:
+                # A switch: present or not, as before (no optional value to swallow texts).
+                for key in ("type", "nargs", "const"):
+                    kwargs.pop(key, None)
+                kwargs["action"] = "store_true"
+            kwargs.update({k: metadata[k] for k in ARGPARSE_OVERRIDES if k in metadata})
+            if kwargs.get("nargs") is None:
+                kwargs.pop("nargs", None)
+            parser.add_argument(*options, **kwargs)
+
+    def parse(self, argv: Sequence[str] | None = None) -> tuple[Any, Any]:
+        """Parse ``argv`` (after ``--config``'s values) into the dataclass and any extras.
+
+        Returns ``(arguments, extra)``: ``extra`` holds positional arguments added with
+        ``add_argument`` (as attributes), or is ``None``. A value the dataclass refuses
+        exits with status 2 and the dataclass's message, as argparse errors do.
+        """
+        if self.config:
+            self._apply_config(argv)
+        try:
+            parsed = self.parse_args_into_dataclasses(argv, look_for_args_file=False)
+        except ValueError as err:
+            self.error(str(err))
+        return parsed[0], (parsed[1] if len(parsed) > 1 else None)
+
+    def _apply_config(self, argv: Sequence[str] | None) -> None:
+        early = argparse.ArgumentParser(add_help=False)
+        early.add_argument("--config")
+        known, _ = early.parse_known_args(argv)
+        if not known.config:
+            return
+        try:
+            values = load_config(known.config, self.dataclass_types[0])
+        except (OSError, ValueError) as err:
+            self.error(str(err))
+        for action in self._actions:
+            if action.dest in values:
+                action.required = False  # given by the file
+        self.set_defaults(**values)
+
+
+class _Recorder:
+    """Stands in for an argparse group while ``HfArgumentParser`` builds one field's flags."""
+
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def add_argument(self, *options: str, **kwargs: Any) -> None:
+        self.calls.append((options, kwargs))
+
+
+def _owner_group(dtype: type, name: str) -> str | None:
+    """The ``_argument_group_name`` of the most derived class that declares field ``name``."""
+    for klass in dtype.__mro__:
+        if name in klass.__dict__.get("__annotations__", {}):
+            return klass.__dict__.get("_argument_group_name")
+    return None
+
+
+# ----------------------------------------------------------------------------- recipe files
+
+
+def load_config(path: str | os.PathLike[str], dataclass_type: type) -> dict[str, Any]:
+    """The field values in a YAML recipe; unknown names are refused, naming them and the file."""
+    text = Path(path).read_text(encoding="utf-8")
+    values = yaml.safe_load(text) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path}: expected a mapping of setting: value")
+    fields = {f.name for f in dataclasses.fields(dataclass_type) if f.init}
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"--config {path}: unknown settings {unknown}")
+    return values
+
+
+def to_config(arguments: Any) -> dict[str, Any]:
+    """The dataclass's settings as plain YAML values (paths as strings)."""
+    values = {}
+    for field in dataclasses.fields(arguments):
+        if field.init:
+            value = getattr(arguments, field.name)
+            values[field.name] = str(value) if isinstance(value, Path) else value
+    return values
+
+
+def save_config(arguments: Any, path: str | os.PathLike[str]) -> Path:
+    """Write resolved settings (a dataclass, or its :func:`to_config` values) as a recipe:
+    ``--config path`` reproduces the run."""
+    path = Path(path)
+    values = arguments if isinstance(arguments, Mapping) else to_config(arguments)
+    text = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=None)
+    path.write_text(text, encoding="utf-8")
+    return path

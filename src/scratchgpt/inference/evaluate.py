@@ -1,0 +1,120 @@
+"""``scripts/evaluate.py``: score a fine-tuned classifier folder on a split of the data.
+
+The data flags are the trainer's (``scratchgpt.data``), so the same flags give the same test
+split; metrics, tables and plots come from ``scratchgpt.metrics.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from scratchgpt.arguments import ArgumentParser
+from scratchgpt.data.prepare import prepare_from_args
+from scratchgpt.inference.arguments import EvaluateArguments
+from scratchgpt.inference.classify import (
+    HubDownloadError,
+    label_names,
+    load_classifier,
+    pad_token_id,
+    predict_probabilities,
+    resolve_encoding,
+)
+from scratchgpt.metrics.report import (
+    compute_classification_metrics,
+    format_errors,
+    format_metrics_table,
+    most_confident_errors,
+    plot_confusion_matrix,
+    plot_precision_recall,
+)
+from scratchgpt.paths import make_readable
+
+
+def build_evaluate_parser() -> ArgumentParser:
+    """The flags of ``scripts/evaluate.py`` (the data flags are the trainer's), plus
+    ``--config``."""
+    return ArgumentParser(
+        EvaluateArguments,
+        config=True,
+        prog="evaluate.py",
+        description="Evaluate a fine-tuned classifier folder on a data split: metrics table "
+        "(accuracy, per-class precision/recall/F1, confusion matrix), a confusion-matrix PNG, a "
+        "precision-recall PNG and metrics.json in --output-dir. The data flags are the "
+        "trainer's: pass the same ones (seed, dedupe, balance, fractions) to get its test split.",
+    )
+
+
+def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
+    """Map the data's class ids onto the model's by name (their orders may differ)."""
+    unknown = [name for name in data_names if name not in model_names]
+    if unknown:
+        raise ValueError(
+            f"the data has labels {unknown} that the model does not know "
+            f"(model labels: {list(model_names)}); pass --label-names to rename them"
+        )
+    return [list(model_names).index(name) for name in data_names]
+
+
+def _select_split(dataset, split: str):
+    from datasets import concatenate_datasets
+
+    if split == "all":
+        return concatenate_datasets([dataset[name] for name in dataset])
+    return dataset[split]
+
+
+def evaluate(args: EvaluateArguments) -> dict:
+    """``evaluate``: score the model on the chosen split; writes the plots and metrics.json
+    into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
+    model, folder = load_classifier(args.model, device=args.device)
+    prepared = prepare_from_args(args, folder, int(model.config.context_length))
+    rows = _select_split(prepared.dataset, args.split)
+    names = label_names(model)
+    to_model = _model_label_ids(prepared.label_names, names)
+    references = [to_model[label] for label in rows["label"]]
+    pad_id = pad_token_id(model, resolve_encoding(folder))
+    probs = predict_probabilities(
+        model, rows["input_ids"], pad_id, args.batch_size, progress=True, prepack=args.prepack
+    ).numpy()
+    metrics = compute_classification_metrics(probs.argmax(axis=1).tolist(), references, names)
+    out = args.output_dir or Path(f"eval-{Path(folder).name}-{args.split}")
+    title = f"{Path(folder).name}, {args.split} split"
+    plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png", title)
+    plot_precision_recall(probs, references, names, out / "precision_recall.png", title)
+    record = {args.split: metrics, "model": str(args.model), "data": prepared.summary.source}
+    _write_json_atomically(out / "metrics.json", record)
+    metrics["errors"] = most_confident_errors(probs, references, rows["text"], args.errors)
+    metrics["output_dir"] = str(out)
+    return metrics
+
+
+def _write_json_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    make_readable(tmp)
+    os.replace(tmp, path)
+
+
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/evaluate.py``; returns the exit status."""
+    parser = build_evaluate_parser()
+    args, _ = parser.parse(argv)
+    try:
+        metrics = evaluate(args)
+    except (ValueError, FileNotFoundError, HubDownloadError) as err:
+        parser.exit(2, f"evaluate.py: error: {err}\n")
+    print(format_metrics_table(metrics, title=f"{args.model} — {args.split} split"))
+    if args.errors:
+        print(f"\n{len(metrics['errors'])} most confident mistakes:")
+        print(format_errors(metrics["errors"], metrics["label_names"]))
+    print(
+        f"\nwrote {metrics['output_dir']}/confusion_matrix.png, precision_recall.png, metrics.json"
+    )
+    return 0

@@ -1,0 +1,228 @@
+"""``finetune``'s settings: one dataclass per part (model, optimisation, evaluation, outputs,
+speed) plus the shared :class:`~scratchgpt.data.arguments.DataArguments`, combined into the flat
+:class:`FinetuneArguments` that the loop takes (as transformers' ``TrainingArguments``).
+
+``FinetuneArguments(init="random", data_file=..., epochs=1)`` in Python and
+``scripts/finetune.py --init random --data-file ... --epochs 1`` are the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from scratchgpt.arguments import (
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    super_post_init,
+    to_config,
+)
+from scratchgpt.data.arguments import DataArguments
+
+TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
+SCHEDULES = ("constant", "linear", "cosine")
+DESCRIPTION = (
+    "Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), through "
+    "accelerate: `accelerate launch scripts/finetune.py [flags]`."
+)
+
+
+@dataclass(kw_only=True)
+class ModelArguments:
+    _argument_group_name = "model"
+
+    model: str = arg("gpt2-small", "preset (gpt2-small|medium|large|xl) or a model folder")
+    init: Literal["pretrained", "random"] = arg(
+        "pretrained",
+        "pretrained: OpenAI weights (downloaded and converted once); "
+        "random: the preset's shape with fresh weights (works offline)",
+    )
+    trainable: Literal["last_layer", "last_block", "last_two_blocks", "all", "lora"] = arg(
+        "last_block",
+        "what learns besides the new head: last_layer = head only; "
+        "last_block / last_two_blocks = those blocks + final norm; all; lora",
+    )
+    lora_r: int = arg(8, "LoRA rank (--trainable lora)")
+    lora_alpha: float = arg(16.0, "LoRA scaling alpha")
+    lora_dropout: float = arg(0.0, "dropout on LoRA inputs")
+    pooling: Literal["last", "mean"] = arg(
+        "last", "classify from the last real token or the mean of real tokens"
+    )
+    drop_rate: float = arg(
+        0.0,
+        "dropout in the model (the book fine-tunes with 0.0); >0 turns the frozen-prefix cache off",
+    )
+    gradient_checkpointing: bool = arg(
+        False,
+        "recompute block activations in backward (large presets, full "
+        "fine-tuning): less memory, ~30%% more compute",
+    )
+
+    def __post_init__(self) -> None:
+        self.model = str(self.model)
+        check(self.lora_r >= 1, "lora_r", self.lora_r, "be >= 1")
+        check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "be in [0, 1)")
+        super_post_init(self, ModelArguments)
+
+
+@dataclass(kw_only=True)
+class OptimizationArguments:
+    _argument_group_name = "optimisation"
+
+    epochs: int = arg(5, "passes over the training split")
+    batch_size: int = arg(
+        8,
+        "global batch size, split evenly across processes, so results do "
+        "not depend on how many processes run",
+    )
+    gradient_accumulation_steps: int = arg(
+        1, "batches per optimizer step (effective batch = batch size x this)"
+    )
+    lr: float = arg(5e-5, "AdamW peak learning rate")
+    weight_decay: float = arg(0.1, "AdamW weight decay")
+    lr_schedule: Literal["constant", "linear", "cosine"] = arg(
+        "constant", "after warmup: constant (the book), linear or cosine decay to 0"
+    )
+    warmup_steps: int = arg(0, "linear warmup steps")
+    max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = arg(
+        None,
+        "autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "
+        "default: what `accelerate config` chose, else no",
+    )
+    cpu: bool = arg(
+        False,
+        "train on the CPU even if a GPU is present (with no GPU this is automatic, and "
+        "`accelerate launch --multi_gpu --num_processes N` then runs N gloo processes)",
+    )
+    max_steps: int = arg(
+        0,
+        "stop after this many optimizer steps (0 = run all epochs); for smoke tests and benchmarks",
+    )
+    seed: int = arg(123, "seed for weights, data and order")
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
+        for name in ("warmup_steps", "max_grad_norm", "max_steps", "weight_decay"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), "be >= 0")
+        super_post_init(self, OptimizationArguments)
+
+
+@dataclass(kw_only=True)
+class EvaluationArguments:
+    _argument_group_name = "evaluation"
+
+    eval_freq: int = arg(50, "log train/validation loss every this many optimizer steps")
+    eval_iter: int = arg(5, "batches used for those losses and for the per-epoch accuracy")
+    keep_best: bool = arg(
+        False,
+        "score the whole validation split after each epoch and keep the "
+        "best epoch's weights (accuracy, then loss) instead of the last",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("eval_freq", "eval_iter"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
+        super_post_init(self, EvaluationArguments)
+
+
+@dataclass(kw_only=True)
+class OutputArguments:
+    _argument_group_name = "outputs and checkpoints"
+
+    output_dir: Path = arg(
+        Path("outputs/sms-spam"),
+        "final model folder (+ metrics, logs, plots, card), written atomically at the end",
+    )
+    run_dir: Path | None = arg(None, "checkpoints and live logs (default: <output-dir>.run)")
+    save_steps: int = arg(0, "also checkpoint every this many optimizer steps (0 = per epoch only)")
+    save_total_limit: int = arg(
+        2, "checkpoints kept (the best one under --keep-best is always kept)"
+    )
+    resume_from_checkpoint: str | None = arg(
+        None,
+        "continue from the newest checkpoint in --run-dir, or from PATH",
+        metavar="latest|PATH",
+    )
+    overwrite: bool = arg(False, "start afresh even if --run-dir holds checkpoints of another run")
+    no_tensorboard: bool = arg(
+        False, "skip TensorBoard events (the JSONL step log is always written)"
+    )
+
+    def __post_init__(self) -> None:
+        self.output_dir = as_path(self.output_dir)
+        # Resolved here so the recorded settings name the folder the run really used.
+        self.run_dir = as_path(self.run_dir) or default_run_dir(self.output_dir)
+        check(self.save_steps >= 0, "save_steps", self.save_steps, "be >= 0")
+        check(self.save_total_limit >= 1, "save_total_limit", self.save_total_limit, "be >= 1")
+        if self.resume_from_checkpoint is not None:
+            self.resume_from_checkpoint = str(self.resume_from_checkpoint)
+        super_post_init(self, OutputArguments)
+
+
+@dataclass(kw_only=True)
+class SpeedArguments:
+    _argument_group_name = "speed"
+
+    prefix_cache: Literal["auto", "off"] = arg(
+        "auto", "auto: run frozen leading blocks once per message when exact"
+    )
+    prefix_cache_max_gb: float = arg(
+        8.0, "skip the cache if its states would need more memory than this"
+    )
+
+    def __post_init__(self) -> None:
+        super_post_init(self, SpeedArguments)
+
+
+@dataclass(kw_only=True)
+class FinetuneArguments(
+    # Reversed: dataclass fields (and so the --help groups) come from the last base first.
+    DataArguments,
+    SpeedArguments,
+    OutputArguments,
+    EvaluationArguments,
+    OptimizationArguments,
+    ModelArguments,
+):
+    """Every setting of a fine-tuning run (the flags of ``scripts/finetune.py``)."""
+
+    # One seed for weights, data and batch order; its help is training's, in its group.
+    seed: int = arg(123, "seed for weights, data and order", group="optimisation")
+
+
+def default_run_dir(output_dir: Path) -> Path:
+    return output_dir.with_name(output_dir.name + ".run")
+
+
+def recipe(args: FinetuneArguments) -> dict:
+    """The settings as a run's ``recipe.yaml`` records them. A run folder derived from the
+    output folder stays derived (``--output-dir`` alone then moves both), and how a run was
+    resumed is not part of what it is."""
+    values = to_config(args)
+    if args.run_dir == default_run_dir(args.output_dir):
+        values["run_dir"] = None
+    values["resume_from_checkpoint"] = None
+    return values
+
+
+def build_parser() -> ArgumentParser:
+    """All flags of ``scripts/finetune.py`` (plus ``--config``)."""
+    return ArgumentParser(
+        FinetuneArguments,
+        config="Every run writes its resolved settings to recipe.yaml in its output folder; "
+        "configs/finetune/ holds ready recipes",
+        prog="finetune.py",
+        description=DESCRIPTION,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> FinetuneArguments:
+    """Flags (and ``--config`` recipe) -> :class:`FinetuneArguments`; bad values exit 2."""
+    arguments, _ = build_parser().parse(argv)
+    return arguments

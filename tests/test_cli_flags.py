@@ -1,0 +1,65 @@
+"""Every script's ``--help`` lists the flags it had before issue 12 (typed arguments), with the
+same defaults: ``fixtures/cli_flags.json`` was captured from the argparse parsers of 7b163bf."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = json.loads((Path(__file__).parent / "fixtures" / "cli_flags.json").read_text())
+# Flags that issue 12 adds on purpose: recipe files.
+ADDED = {"finetune.py": {"--config"}, "prepare_data.py": {"--config"}, "evaluate.py": {"--config"}}
+
+
+def parser_of(script: str, monkeypatch) -> argparse.ArgumentParser:
+    """Run ``scripts/<script> --help`` in this process and keep the parser that printed it."""
+    seen = []
+    real = argparse.ArgumentParser.print_help
+
+    def print_help(self, file=None):
+        seen.append(self)
+        real(self, file)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "print_help", print_help)
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "scripts" / script), run_name="__main__")
+    assert exit_info.value.code in (0, None)
+    assert "usage:" in out.getvalue()
+    return seen[-1]
+
+
+def jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+@pytest.mark.parametrize("script", sorted(BEFORE))
+def test_help_lists_the_same_flags(script, monkeypatch):
+    parser = parser_of(script, monkeypatch)
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    flags = {flag: a for a in actions for flag in a.option_strings}
+    positionals = {a.dest: a for a in actions if not a.option_strings}
+    before = BEFORE[script]
+    assert set(flags) == set(before["flags"]) | ADDED.get(script, set())
+    assert set(positionals) == set(before["positionals"])
+    for name, old in before["positionals"].items():
+        assert positionals[name].nargs == old["nargs"], name
+        assert jsonable(positionals[name].default) == old["default"], name
+    for flag, old in before["flags"].items():
+        new = flags[flag]
+        if old["nargs"] == 0:  # switches: present or not, whatever they store
+            assert new.nargs == 0, f"{script} {flag} must stay a switch"
+            continue
+        assert jsonable(new.default) == old["default"], f"{script} {flag}"
+        assert new.required == old["required"], f"{script} {flag}"
+        if old["choices"]:
+            assert list(new.choices) == old["choices"], f"{script} {flag}"
