@@ -12,32 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from scratchgpt import FinetuneArguments, finetune
 from scratchgpt.data.prepare import build_parser as prepare_parser
-from scratchgpt.folder import save_model_folder
 from scratchgpt.training.arguments import parse_args
-from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-from tests.conftest import tiny_config
-from tests.test_train import toy_messages
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def toy_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "toy.txt"
-    path.write_text("".join(f"{label}\t{text}\n" for label, text in toy_messages()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, bpe_dir) -> Path:
-    torch.manual_seed(0)
-    model = ScratchGPTForSequenceClassification(tiny_config(n_layers=3, num_labels=2))
-    return save_model_folder(model, tmp_path_factory.mktemp("models") / "tiny3", bpe_dir)
 
 
 def run_script(name: str, argv: list[str]) -> str:

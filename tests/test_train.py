@@ -7,7 +7,6 @@ Every run goes through ``train.main`` with real flags, the real data pipeline an
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -16,42 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scratchgpt.folder import save_model_folder
 from scratchgpt.training import loop as train
 from scratchgpt.training.prefix_cache import cache_blocker, frozen_prefix_length
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 from tests.conftest import tiny_config
-
-# Disjoint vocabularies make the task learnable.
-HAM_WORDS = ["see", "you", "at", "home", "later", "tonight", "ok", "thanks", "mum", "dinner"]
-SPAM_WORDS = ["win", "cash", "prize", "free", "claim", "now", "urgent", "txt", "award", "stop"]
-
-
-def toy_messages(n: int = 80, seed: int = 0) -> list[tuple[str, str]]:
-    """A learnable task: ham and spam drawn from disjoint vocabularies, all texts distinct."""
-    rng = random.Random(seed)
-    messages: dict[str, str] = {}
-    while len(messages) < n:
-        label = "spam" if len(messages) % 2 else "ham"
-        words = SPAM_WORDS if label == "spam" else HAM_WORDS
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
-        messages.setdefault(text, label)
-    return [(label, text) for text, label in messages.items()]
-
-
-@pytest.fixture(scope="module")
-def toy_file(tmp_path_factory) -> Path:
-    # 80 distinct messages -> 56 / 8 / 16 rows: every split divides into batches of 4 and 8.
-    path = tmp_path_factory.mktemp("data") / "toy.txt"
-    path.write_text("".join(f"{label}\t{text}\n" for label, text in toy_messages()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, bpe_dir) -> Path:
-    torch.manual_seed(0)
-    model = ScratchGPTForSequenceClassification(tiny_config(n_layers=3, num_labels=2))
-    return save_model_folder(model, tmp_path_factory.mktemp("models") / "tiny3", bpe_dir)
 
 
 @pytest.fixture(autouse=True)
