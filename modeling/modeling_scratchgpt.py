@@ -79,7 +79,8 @@ class ScratchGPTAttention(nn.Module):
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, nh, T, past + T)
         if is_causal:
             query_len, key_len = scores.shape[-2:]
-            attn_mask = _causal_keep(key_len - query_len, query_len, key_len, q.device)
+            query_pos = _query_positions(key_len - query_len, query_len, q.device)
+            attn_mask = _keep_mask(query_pos, key_len, None)  # (T, past + T)
         if attn_mask is not None and attn_mask.dtype == torch.bool:
             scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
         elif attn_mask is not None:
@@ -104,12 +105,9 @@ class ScratchGPTAttention(nn.Module):
         qkv = self.qkv(x).view(batch, seq_len, 3, self.n_heads, self.head_dim)
         q = qkv[rows, positions, 0][:, :, None]  # (B, nh, 1, hs)
         k, v = qkv[:, :, 1:].permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
-        key_pos = torch.arange(seq_len, device=x.device)[None, :]  # (1, T)
-        keep = key_pos <= positions[:, None]  # (B, T): causal for the one query
-        if attention_mask is not None:
-            keep = (keep & attention_mask.bool()) | (key_pos == positions[:, None])
+        keep = _keep_mask(positions[:, None, None], seq_len, attention_mask)  # (B, 1, T)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=keep[:, None, None, :], dropout_p=self._dropout_p()
+            q, k, v, attn_mask=keep[:, None], dropout_p=self._dropout_p()
         )  # (B, nh, 1, hs)
         return self.out_proj(y.reshape(batch, emb_dim))
 
@@ -170,10 +168,24 @@ def _is_tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
-def _causal_keep(past_len, query_len: int, key_len: int, device) -> torch.Tensor:
-    """(T, K) boolean: query ``past_len + i`` may read keys ``0..past_len + i``."""
-    query_pos = torch.arange(query_len, device=device)[:, None] + past_len  # (T, 1)
-    return torch.arange(key_len, device=device)[None, :] <= query_pos  # (T, K)
+def _keep_mask(
+    query_pos: torch.Tensor, key_len: int, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Which keys each query may read: ``query_pos`` (..., T, 1) against keys 0..K-1.
+
+    Causal (keys up to the query's position), minus padding keys (``attention_mask`` (B, K)),
+    plus always the query's own position, so a padded query row is never fully masked (which
+    would give NaN). (..., T, K) without a mask, (B, T, K) with one.
+    """
+    key_pos = torch.arange(key_len, device=query_pos.device)
+    keep = key_pos <= query_pos
+    if attention_mask is None:
+        return keep
+    return (keep & attention_mask[:, None, :].bool()) | (key_pos == query_pos)
+
+
+def _query_positions(past_len, query_len: int, device) -> torch.Tensor:
+    return (torch.arange(query_len, device=device) + past_len)[:, None]  # (T, 1)
 
 
 def _fit_mask_to_keys(attn_mask: torch.Tensor | None, key_len: int) -> torch.Tensor | None:
@@ -189,7 +201,10 @@ def _fit_mask_to_keys(attn_mask: torch.Tensor | None, key_len: int) -> torch.Ten
 
 
 def build_attention_mask(
-    attention_mask: torch.Tensor | None, query_len: int, past_len: int | torch.Tensor
+    attention_mask: torch.Tensor | None,
+    query_len: int,
+    past_len: int | torch.Tensor,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor | None, bool]:
     """Return ``(attn_mask, is_causal)`` for the attention of ``query_len`` new tokens.
 
@@ -199,7 +214,8 @@ def build_attention_mask(
     skipped under torch.compile/export (no data-dependent branch there). Otherwise a boolean
     (B, 1, T, past + T) mask combines causality with padding, so every position (a padded one
     too) reads the same keys whatever padding surrounds the message. A padded query row also
-    sees its own position, so no row is fully masked (which would give NaN).
+    sees its own position, so no row is fully masked (which would give NaN). ``device`` is where
+    a mask is built when there is no padding mask to take it from (the hidden states' device).
     """
     if attention_mask is not None and attention_mask.dim() == 4:
         return attention_mask, False
@@ -208,16 +224,12 @@ def build_attention_mask(
     if attention_mask is None and query_len == 1:
         return None, False  # one new token may attend to everything cached
     if attention_mask is not None and not _is_tracing() and bool(attention_mask.all()):
-        return build_attention_mask(None, query_len, past_len)  # nothing to mask but causality
-    total = past_len + query_len
-    device = attention_mask.device if attention_mask is not None else None
-    key_len = attention_mask.shape[-1] if attention_mask is not None else total
-    causal = _causal_keep(past_len, query_len, key_len, device)  # (T, K)
-    if attention_mask is None:
-        return causal[None, None], False
-    query_pos = torch.arange(query_len, device=device)[:, None] + past_len  # (T, 1)
-    own = torch.arange(key_len, device=device)[None, :] == query_pos  # (T, K)
-    keep = (causal[None] & attention_mask[:, None, :].bool()) | own[None]  # (B, T, K)
+        return build_attention_mask(None, query_len, past_len, device)  # only causality
+    if attention_mask is None:  # a cache and several new tokens: causality with an offset
+        query_pos = _query_positions(past_len, query_len, device)
+        return _keep_mask(query_pos, past_len + query_len, None)[None, None], False
+    query_pos = _query_positions(past_len, query_len, attention_mask.device)
+    keep = _keep_mask(query_pos, attention_mask.shape[-1], attention_mask)  # (B, T, K)
     return keep[:, None], False  # (B, 1, T, K)
 
 
@@ -355,7 +367,9 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
         """Run blocks ``start..end-1`` on ``hidden`` (B, T, E); no final norm. Block inputs are
         appended to ``all_hidden`` and attention weights to ``all_attentions`` when given."""
         past_len = cache.get_seq_length() if cache is not None else 0
-        attn_mask, is_causal = build_attention_mask(attention_mask, hidden.shape[1], past_len)
+        attn_mask, is_causal = build_attention_mask(
+            attention_mask, hidden.shape[1], past_len, hidden.device
+        )
         for block in self.blocks[start:end]:
             if all_hidden is not None:
                 all_hidden.append(hidden)
