@@ -61,11 +61,9 @@ def register_forward_methods(module: nn.Module) -> int:
 
     sharded = 0
     for block in module.modules():
-        # By name as well: a model loaded with trust_remote_code has its own ScratchGPTBlock
-        # class (from the folder's code), which accelerate's name-based wrap policy shards too.
-        is_block = isinstance(block, ScratchGPTBlock) or any(
-            cls.__name__ == ScratchGPTBlock.__name__ for cls in type(block).__mro__
-        )
+        # By class name, as accelerate's wrap policy matches: a model loaded with
+        # trust_remote_code has its own ScratchGPTBlock class (from the folder's code).
+        is_block = any(cls.__name__ == ScratchGPTBlock.__name__ for cls in type(block).__mro__)
         if is_block and isinstance(block, FSDPModule):
             for name in BLOCK_FORWARD_METHODS:
                 register_fsdp_forward_method(block, name)
