@@ -204,3 +204,27 @@ def test_classify_and_generate_from_python_equal_the_scripts(
     texts = generate(GenerateArguments(model=str(tiny_lm_dir), max_new_tokens=3), "Hi")
     assert generate_main(["--model", str(tiny_lm_dir), "--max-new-tokens", "3", "Hi"]) == 0
     assert capsys.readouterr().out == f"{texts[0]}\n"
+
+
+def test_epoch_validation_is_the_whole_split_and_matches_evaluate(api_run, toy_file):
+    """The per-epoch validation numbers (step log, plots, console) cover the whole split, so the
+    last epoch's equal the final metrics and ``evaluate.py`` on the saved folder."""
+    from scratchgpt import EvaluateArguments, evaluate
+
+    tmp, metrics = api_run
+    records = [json.loads(line) for line in (tmp / "api" / "steps.jsonl").read_text().splitlines()]
+    last = [r for r in records if r.get("epoch_end")][-1]
+    assert last["val_examples"] == metrics["validation"]["num_examples"]
+    assert last["val_accuracy"] == metrics["validation"]["accuracy"]
+    assert last["val_loss"] == pytest.approx(metrics["validation"]["loss"], rel=1e-5)
+    scored = evaluate(
+        EvaluateArguments(
+            model=str(tmp / "api"),
+            data_file=str(toy_file),
+            cache_dir=str(tmp / "cache"),
+            split="validation",
+            output_dir=tmp / "eval-validation",
+        )
+    )
+    assert scored["accuracy"] == last["val_accuracy"]
+    assert scored["confusion_matrix"] == metrics["validation"]["confusion_matrix"]

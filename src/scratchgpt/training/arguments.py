@@ -118,11 +118,15 @@ class EvaluationArguments:
     _argument_group_name = "evaluation"
 
     eval_freq: int = arg(50, "log train/validation loss every this many optimizer steps")
-    eval_iter: int = arg(5, "batches used for those losses and for the per-epoch accuracy")
+    eval_iter: int = arg(
+        5,
+        "batches used for those periodic losses (the book's probe); the per-epoch validation "
+        "accuracy and loss always cover the whole split",
+    )
     keep_best: bool = arg(
         False,
-        "score the whole validation split after each epoch and keep the "
-        "best epoch's weights (accuracy, then loss) instead of the last",
+        "keep the weights of the epoch with the best whole-split validation accuracy "
+        "(then loss) instead of the last",
     )
 
     def __post_init__(self) -> None:

@@ -85,6 +85,17 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def progress_bar(accelerator: Accelerator, total: int, desc: str, unit: str) -> tqdm:
+    """A bar with counts, rate and ETA, shown by the main process only."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not accelerator.is_local_main_process,
+        dynamic_ncols=True,
+    )
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -146,10 +157,12 @@ def make_training_module(
         return ClassifierTrainingModule(model, 0), dict(data.dataset), f"off: {reason}"
     model.to(accelerator.device)
     datasets = {}
-    for split in SPLITS:
-        part = data.dataset[split]
-        cache = build_prefix_cache(model, part["input_ids"], start, accelerator)
-        datasets[split] = CachedSplit(cache, part["label"])
+    total = sum(len(data.dataset[split]) for split in SPLITS)
+    with progress_bar(accelerator, total, f"prefix cache (blocks 0..{start - 1})", "msg") as bar:
+        for split in SPLITS:
+            part = data.dataset[split]
+            cache = build_prefix_cache(model, part["input_ids"], start, accelerator, progress=bar)
+            datasets[split] = CachedSplit(cache, part["label"])
     note = f"on: blocks 0..{start - 1} run once per message ({needed / 2**20:.0f} MiB)"
     return ClassifierTrainingModule(model, start), datasets, note
 
@@ -346,12 +359,14 @@ def evaluate_loss(run: Run, loader: DataLoader) -> float:
 
 
 @torch.no_grad()
-def predict(run: Run, loader: DataLoader) -> dict:
+def predict(run: Run, loader: DataLoader, bar: tqdm | None = None) -> dict:
     """Labels, predictions, class probabilities and mean loss, gathered from every process."""
     run.module.eval()
     preds, refs, probs, loss_sum = [], [], [], 0.0
     for batch in loader:
         out = run.module(**batch)
+        if bar is not None:
+            bar.update(1)
         logits, labels = run.accelerator.gather_for_metrics((out.logits, batch["labels"]))
         preds.append(logits.argmax(-1).cpu())
         refs.append(labels.cpu())
@@ -376,8 +391,12 @@ def accuracy(result: dict) -> float:
 def evaluate_splits(run: Run) -> tuple[dict, dict]:
     """Full metrics on every split (after training), and the raw test predictions."""
     metrics, raw = {}, {}
-    for split, loader in run.eval_loaders.items():
-        raw[split] = predict(run, loader)
+    total = sum(len(loader) for loader in run.eval_loaders.values())
+    with progress_bar(run.accelerator, total, "final evaluation", "batch") as bar:
+        for split, loader in run.eval_loaders.items():
+            bar.set_postfix(split=split)
+            raw[split] = predict(run, loader, bar)
+    for split in raw:
         metrics[split] = report.compute_classification_metrics(
             raw[split]["predictions"], raw[split]["references"], run.label_names
         )
@@ -400,19 +419,22 @@ def train(run: Run) -> None:
         unit="step",
     )
     start_time, start_examples = time.perf_counter(), state.examples_seen
+    smoothed = None  # exponential moving average of the batch loss, for the bar only
     for epoch in range(state.epoch, args.epochs):
         epoch_start = time.perf_counter()
         run.module.train()
         for batch in epoch_batches(run, epoch):
-            loss = train_step(run, batch)
+            loss, correct = train_step(run, batch)
+            add_to_epoch_sums(state, loss, correct, len(batch["labels"]))
             state.batches_in_epoch += 1
             state.examples_seen += len(batch["labels"]) * acc.num_processes
             if not acc.sync_gradients:
                 continue  # still accumulating: not an optimizer step
             state.global_step += 1
+            smoothed = loss if smoothed is None else 0.95 * smoothed + 0.05 * loss
             rate = (state.examples_seen - start_examples) / (time.perf_counter() - start_time)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.0f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{smoothed:.3f}", ex_s=f"{rate:.0f}")
             after_step(run, epoch)
             if reached_max_steps(run):
                 break
@@ -435,17 +457,33 @@ def epoch_batches(run: Run, epoch: int):
     return skipped
 
 
-def train_step(run: Run, batch: dict) -> float:
+def train_step(run: Run, batch: dict) -> tuple[float, int]:
+    """One forward/backward (an optimizer step when accumulation is complete); returns the
+    batch's mean loss and how many of its examples the model got right before the update."""
     acc = run.accelerator
     with acc.accumulate(run.module):
-        loss = run.module(**batch).loss
-        acc.backward(loss)
+        out = run.module(**batch)
+        acc.backward(out.loss)
         if acc.sync_gradients and run.args.max_grad_norm:
             acc.clip_grad_norm_(run.module.parameters(), run.args.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad()
-    return loss.item()
+    correct = (out.logits.detach().argmax(-1) == batch["labels"]).sum()
+    return out.loss.item(), int(correct)
+
+
+def add_to_epoch_sums(state: TrainState, loss: float, correct: int, count: int) -> None:
+    """Running training loss and accuracy of the epoch, over every batch it has seen."""
+    loss_sum, right, seen = state.epoch_sums
+    state.epoch_sums = [loss_sum + loss * count, right + correct, seen + count]
+
+
+def epoch_training_means(run: Run) -> tuple[float, float]:
+    """The epoch's mean training loss and accuracy over all its batches, every process."""
+    sums = torch.tensor(run.state.epoch_sums, dtype=torch.float64, device=run.accelerator.device)
+    loss_sum, right, seen = run.accelerator.reduce(sums, reduction="sum").tolist()
+    return loss_sum / max(seen, 1), right / max(seen, 1)
 
 
 def reached_max_steps(run: Run) -> bool:
@@ -479,20 +517,26 @@ def epoch_done(run: Run) -> bool:
 
 
 def end_epoch(run: Run, epoch: int, seconds: float) -> None:
-    """Per-epoch accuracy (the book's 5 batches), summary line, keep-best and checkpoint."""
+    """Per-epoch results, summary line, keep-best and checkpoint.
+
+    Validation is the whole split, scored after the epoch (cheap with the prefix cache, and
+    the same number the final evaluation reports for these weights). Training loss and
+    accuracy are the means over all the epoch's batches as it ran, which costs nothing:
+    scoring the whole training split again would take a third of an epoch.
+    """
     args, state = run.args, run.state
-    train_res = predict(run, run.probe_loaders["train"])
-    val_loader = run.eval_loaders if args.keep_best else run.probe_loaders
-    val_res = predict(run, val_loader["validation"])
+    train_loss, train_accuracy = epoch_training_means(run)
+    val_res = predict(run, run.eval_loaders["validation"])
     record = {
         "step": state.global_step,
         "epoch": epoch + 1,
         "epoch_end": True,
         "examples_seen": state.examples_seen,
-        "train_accuracy": accuracy(train_res),
+        "train_accuracy": train_accuracy,
         "val_accuracy": accuracy(val_res),
-        "train_loss": train_res["loss"],
+        "train_loss": train_loss,
         "val_loss": val_res["loss"],
+        "val_examples": len(val_res["references"]),
         "epoch_seconds": seconds,
     }
     state.epochs.append(record)
@@ -500,11 +544,12 @@ def end_epoch(run: Run, epoch: int, seconds: float) -> None:
     say(
         run,
         f"epoch {epoch + 1}/{args.epochs}  step {state.global_step}  "
-        f"train acc {record['train_accuracy']:.2%}  val acc {record['val_accuracy']:.2%}  "
-        f"train loss {record['train_loss']:.3f}  val loss {record['val_loss']:.3f}  "
-        f"{seconds:.1f}s",
+        f"train (running) acc {record['train_accuracy']:.2%} loss {record['train_loss']:.3f}  "
+        f"validation ({record['val_examples']} messages) acc {record['val_accuracy']:.2%} "
+        f"loss {record['val_loss']:.3f}  {seconds:.1f}s",
     )
     state.epoch, state.batches_in_epoch = epoch + 1, 0
+    state.epoch_sums = [0.0, 0.0, 0.0]
     if args.keep_best and is_better(record, state.best):
         state.best = {
             "epoch": epoch + 1,

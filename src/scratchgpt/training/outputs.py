@@ -19,7 +19,7 @@ from scratchgpt.folder import save_model_folder
 from scratchgpt.metrics import report
 from scratchgpt.training.arguments import recipe
 from scratchgpt.training.fsdp import gather_full_model, is_fsdp
-from scratchgpt.training.plots import plot_curves
+from scratchgpt.training.plots import Series, plot_series
 from scratchgpt.training.state import Run
 
 STEP_LOG = "steps.jsonl"
@@ -111,6 +111,46 @@ def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
     write_model_card(staging)
 
 
+def epoch_axis(epochs: list[dict]) -> tuple[list[float], list[int]]:
+    return [float(r["epoch"]) for r in epochs], [r["examples_seen"] for r in epochs]
+
+
+def plot_loss(run: Run, evals: list[dict], epochs: list[dict], stem: Path) -> None:
+    """The book's periodic probe losses, and the per-epoch losses over whole splits."""
+    n_val = epochs[-1].get("val_examples", "all")
+    batches = run.args.eval_iter
+    at_epochs = [float(r["epoch"]) for r in epochs]
+    series = [
+        Series("training, mean over the epoch's batches", at_epochs,
+               [r["train_loss"] for r in epochs], marker="o"),
+        Series(f"validation, whole split ({n_val} messages)", at_epochs,
+               [r["val_loss"] for r in epochs], style="-.", marker="o", annotate_last=True),
+    ]  # fmt: skip
+    if evals:
+        at_steps = [r["epoch_float"] for r in evals]
+        series += [
+            Series(f"training, first {batches} batches (every {run.args.eval_freq} steps)",
+                   at_steps, [r["train_loss"] for r in evals], style=":"),
+            Series(f"validation, first {batches} batches", at_steps,
+                   [r["val_loss"] for r in evals], style=":"),
+        ]  # fmt: skip
+    plot_series(series, epoch_axis(epochs), "Loss", "Cross-entropy loss during fine-tuning", stem)
+
+
+def plot_accuracy(epochs: list[dict], stem: Path) -> None:
+    """Per-epoch accuracy: validation over the whole split, training over the epoch's batches."""
+    n_val = epochs[-1].get("val_examples", "all")
+    at = [float(r["epoch"]) for r in epochs]
+    series = [
+        Series("training, running over the epoch's batches", at,
+               [r["train_accuracy"] for r in epochs], marker="o"),
+        Series(f"validation, whole split ({n_val} messages)", at,
+               [r["val_accuracy"] for r in epochs], style="-.", marker="o", annotate_last=True),
+    ]  # fmt: skip
+    title = "Accuracy after each epoch"
+    plot_series(series, epoch_axis(epochs), "Accuracy", title, stem)
+
+
 def training_record(run: Run) -> dict:
     """The flags and facts of this run; ``scratchgpt.hub.card`` reads the named keys."""
     args = to_config(run.args)
@@ -137,25 +177,11 @@ def training_record(run: Run) -> dict:
 
 
 def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
+    """Loss and accuracy curves (legends say what each point covers), confusion matrix, PR."""
     evals, epochs = run.state.evals, run.state.epochs
-    if evals:
-        plot_curves(
-            [r["epoch_float"] for r in evals],
-            [r["examples_seen"] for r in evals],
-            [r["train_loss"] for r in evals],
-            [r["val_loss"] for r in evals],
-            "loss",
-            staging / "loss-plot",
-        )
     if epochs:
-        plot_curves(
-            [r["epoch"] for r in epochs],
-            [r["examples_seen"] for r in epochs],
-            [r["train_accuracy"] for r in epochs],
-            [r["val_accuracy"] for r in epochs],
-            "accuracy",
-            staging / "accuracy-plot",
-        )
+        plot_loss(run, evals, epochs, staging / "loss-plot")
+        plot_accuracy(epochs, staging / "accuracy-plot")
     test = metrics["test"]
     report.plot_confusion_matrix(
         test["confusion_matrix"],

@@ -117,18 +117,26 @@ def build_prefix_cache(
     start_block: int,
     accelerator,
     batch_size: int = 32,
+    progress=None,
 ) -> PrefixCache:
     """Run embeddings + blocks ``0..start_block-1`` once over every message.
 
     The work is split across processes and gathered, so every process ends with the whole
     cache (batches are drawn from all messages on every process). Messages are run in
-    length order so a batch carries almost no padding.
+    length order so a batch carries almost no padding. ``progress`` (a tqdm bar) advances by
+    this process's messages as they are done.
     """
     lengths = [len(ids) for ids in token_ids]
     order = sorted(range(len(token_ids)), key=lambda i: lengths[i])
     parts = _split_evenly(order, accelerator.num_processes)
     local = _run_prefix(
-        model, token_ids, parts[accelerator.process_index], start_block, accelerator, batch_size
+        model,
+        token_ids,
+        parts[accelerator.process_index],
+        start_block,
+        accelerator,
+        batch_size,
+        progress,
     )
     gathered = _gather_parts(local, [sum(lengths[i] for i in p) for p in parts], accelerator)
     offsets = [0]
@@ -148,7 +156,9 @@ def _split_evenly(items: list[int], n: int) -> list[list[int]]:
     return [items[k * size : (k + 1) * size] for k in range(n)]
 
 
-def _run_prefix(model, token_ids, indices, start_block, accelerator, batch_size) -> torch.Tensor:
+def _run_prefix(
+    model, token_ids, indices, start_block, accelerator, batch_size, progress=None
+) -> torch.Tensor:
     """Flat (tokens, E) states of ``indices`` in that order, on the CPU."""
     classifier = base_classifier(model)
     was_training = classifier.training
@@ -166,6 +176,8 @@ def _run_prefix(model, token_ids, indices, start_block, accelerator, batch_size)
                 )  # (B, T, E)
             for row, ids in zip(hidden, chunk, strict=True):
                 pieces.append(row[: len(ids)].float().cpu())
+            if progress is not None:
+                progress.update(len(chunk))
     classifier.train(was_training)
     emb_dim = classifier.config.emb_dim
     return torch.cat(pieces) if pieces else torch.empty(0, emb_dim)

@@ -25,6 +25,9 @@ class TrainState:
     batches_in_epoch: int = 0  # batches consumed in the running epoch (for mid-epoch resume)
     examples_seen: int = 0
     elapsed_s: float = 0.0  # training wall time before this process started
+    # The running epoch's training batches so far (this process): summed loss, correct
+    # predictions, examples. Saved so a resumed epoch reports the same means.
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     evals: list[dict] = field(default_factory=list)  # periodic train/val losses
     epochs: list[dict] = field(default_factory=list)  # per-epoch accuracies and losses
     best: dict = field(default_factory=dict)  # {"epoch", "accuracy", "loss", "checkpoint"}
