@@ -92,6 +92,29 @@ def test_random_init_card_has_no_base_model(output_dir):
     assert card.data.base_model is None
     assert "Trained from random initialisation" in card.text
     assert not (output_dir / "README.md").exists()  # render only, nothing written
+    # Its limitations and intended use are those of a model with no pre-training.
+    assert "WebText" not in card.text
+    assert "everything the model knows about language comes from" in card.text
+    assert "no pre-training" in card.text
+
+
+def test_pretrained_card_names_webtext_biases(output_dir):
+    card = render_model_card(output_dir)
+    assert "WebText" in card.text
+    assert "everything the model knows about language comes from" not in card.text
+
+
+def test_card_records_no_local_paths(output_dir, tmp_path):
+    local = {"data_file": "/home/me/data/SMSSpamCollection", "output_dir": str(tmp_path / "o"),
+             "run_dir": "outputs/sms-spam.run", "cache_dir": "../cache", "model": str(output_dir),
+             "dataset": "ucirvine/sms_spam"}  # fmt: skip
+    args = {**TRAINING_ARGS, **local}
+    (output_dir / "training_args.json").write_text(json.dumps(args))
+    text = render_model_card(output_dir).text
+    for value in ("/home/me", str(tmp_path), "../cache", str(output_dir), "outputs/"):
+        assert value not in text, value
+    assert '"data_file": "SMSSpamCollection"' in text
+    assert '"dataset": "ucirvine/sms_spam"' in text  # a Hub id is not a local path
 
 
 def test_card_inputs_errors_name_the_file(output_dir):

@@ -107,6 +107,15 @@ DEFAULT_INTENDED_USE = (
     "likely spam for review; a teaching and research artefact showing a from-scratch GPT-2 "
     "fine-tuned end to end."
 )
+RANDOM_INIT_INTENDED_USE = (
+    "A teaching and research artefact: the whole network learned from the training messages "
+    "alone, with no pre-training, so it shows what this architecture learns from a few thousand "
+    "labelled texts. Use it to study the method or as a baseline; for flagging real messages, "
+    "prefer a model fine-tuned from pre-trained weights and check it on your own data first."
+)
+# Settings whose values are places on the training machine: the card keeps only their names.
+PATH_KEYS = ("data_file", "dataset_dir", "output_dir", "run_dir", "cache_dir", "config",
+             "resume_from_checkpoint", "tokenizer_folder")  # fmt: skip
 
 
 class CardError(ValueError):
@@ -271,6 +280,28 @@ def per_class_table(metrics: Mapping) -> str:
     return "\n".join(lines)
 
 
+def without_local_paths(args: Mapping) -> dict:
+    """The settings with every local path cut to its last part: a card is public, and the
+    folders of the machine that trained the model mean nothing to its readers."""
+    public = dict(args)
+    for key in PATH_KEYS:
+        if isinstance(public.get(key), str):
+            public[key] = Path(public[key]).name
+    # --model is a preset, a Hub id or a folder: only a folder is cut.
+    if isinstance(public.get("model"), str) and _is_local_path(public["model"]):
+        public["model"] = Path(public["model"]).name
+    return public
+
+
+def _is_local_path(value: str) -> bool:
+    """Absolute, explicitly relative, or existing here (a Hub id ``user/name`` is none)."""
+    return (
+        os.path.isabs(value)
+        or value.startswith(("./", "../", "~"))
+        or (os.sep in value and Path(value).exists())
+    )
+
+
 def recipe_table(args: Mapping) -> str:
     rows = [(label, first_present(args, *keys)) for label, keys in RECIPE_KEYS.items()]
     # The LoRA flags have defaults even when LoRA is off: show them only for LoRA runs.
@@ -314,14 +345,19 @@ def template_values(
             if base
             else "Trained from random initialisation (no pre-trained weights)."
         ),
-        "intended_use": args.get("intended_use", DEFAULT_INTENDED_USE),
+        "intended_use": args.get(
+            "intended_use", DEFAULT_INTENDED_USE if base else RANDOM_INIT_INTENDED_USE
+        ),
+        "pretrained": bool(base),
         "dataset_description": description,
         "dataset_citation": citation,
         "dedupe": settings["dedupe"],
         "balance": settings["balance"],
         "split_sizes": f"Examples per split: {sizes}.",
         "recipe_table": recipe_table(args),
-        "training_args_json": json.dumps(args, indent=2, sort_keys=True, default=str),
+        "training_args_json": json.dumps(
+            without_local_paths(args), indent=2, sort_keys=True, default=str
+        ),
         "results_table": results_table(splits, settings),
         "per_class_tables": [(detail_split, per_class_table(splits[detail_split]))],
         "plots": find_plots(output_dir),
