@@ -354,3 +354,18 @@ def test_offline_pretrained_points_to_init_random(tmp_path, toy_file, monkeypatc
     err = capsys.readouterr().err
     assert "--init random" in err and "cannot reach" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_long_stage_shows_progress(tmp_path, model_dir, toy_file, capsys):
+    """The prefix cache, training and final evaluation each draw a bar with counts (the cache
+    stage was silent for minutes on the real data)."""
+    train.main(flags(tmp_path, model_dir, toy_file, "progress", "--trainable", "last_block"))
+    captured = capsys.readouterr()
+    err = captured.err
+    lines = err.replace("\r", "\n").splitlines()
+    cache = [line for line in lines if line.startswith("prefix cache (blocks 0..1)")]
+    assert cache and "tok" in cache[-1] and "100%" in cache[-1], cache[-1:]
+    steps = [line for line in lines if line.startswith("fine-tuning") and "100%" in line]
+    assert steps and "loss=" in steps[-1] and "ex_s=" in steps[-1], steps[-1:]
+    assert any(line.startswith("final evaluation") and "100%" in line for line in lines)
+    assert "validation (" in captured.out  # the epoch line names the whole split's size

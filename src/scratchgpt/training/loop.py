@@ -85,12 +85,15 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def progress_bar(accelerator: Accelerator, total: int, desc: str, unit: str) -> tqdm:
+def progress_bar(
+    accelerator: Accelerator, total: int, desc: str, unit: str, unit_scale: bool = False
+) -> tqdm:
     """A bar with counts, rate and ETA, shown by the main process only."""
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
+        unit_scale=unit_scale,
         disable=not accelerator.is_local_main_process,
         dynamic_ncols=True,
     )
@@ -157,9 +160,12 @@ def make_training_module(
         return ClassifierTrainingModule(model, 0), dict(data.dataset), f"off: {reason}"
     model.to(accelerator.device)
     datasets = {}
-    total = sum(len(data.dataset[split]) for split in SPLITS)
-    with progress_bar(accelerator, total, f"prefix cache (blocks 0..{start - 1})", "msg") as bar:
+    # Counted in tokens: messages are run shortest first, so a count of messages would
+    # promise an ETA that the long ones at the end break.
+    desc = f"prefix cache (blocks 0..{start - 1})"
+    with progress_bar(accelerator, sum(lengths), desc, "tok", unit_scale=True) as bar:
         for split in SPLITS:
+            bar.set_postfix(split=split)
             part = data.dataset[split]
             cache = build_prefix_cache(model, part["input_ids"], start, accelerator, progress=bar)
             datasets[split] = CachedSplit(cache, part["label"])

@@ -124,7 +124,7 @@ def build_prefix_cache(
     The work is split across processes and gathered, so every process ends with the whole
     cache (batches are drawn from all messages on every process). Messages are run in
     length order so a batch carries almost no padding. ``progress`` (a tqdm bar) advances by
-    this process's messages as they are done.
+    the tokens of this process's messages as they are done.
     """
     lengths = [len(ids) for ids in token_ids]
     order = sorted(range(len(token_ids)), key=lambda i: lengths[i])
@@ -177,7 +177,7 @@ def _run_prefix(
             for row, ids in zip(hidden, chunk, strict=True):
                 pieces.append(row[: len(ids)].float().cpu())
             if progress is not None:
-                progress.update(len(chunk))
+                progress.update(sum(len(ids) for ids in chunk))
     classifier.train(was_training)
     emb_dim = classifier.config.emb_dim
     return torch.cat(pieces) if pieces else torch.empty(0, emb_dim)
