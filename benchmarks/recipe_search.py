@@ -16,7 +16,7 @@ The test split is not looked at. The best (validation spam F1, then accuracy) be
 default for ``--init random``; README.md ("Choosing the recipe for random weights") records the
 table this script printed.
 
-    python benchmarks/recipe_search.py --data-file ../shared/data/sms_spam_collection/SMSSpamCollection
+    python benchmarks/recipe_search.py --json recipes.json       # the default candidates
     python benchmarks/recipe_search.py --candidates last_block:last:5e-5 last_block:mean:1e-3
 """
 
@@ -67,10 +67,18 @@ class Candidate:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-file", type=Path, default=sms_spam_file(),
-                        help="the SMS Spam Collection file (default: ../shared/data's copy)")
-    parser.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES,
-                        help="TRAINABLE:POOLING:LR triples (default: %(default)s)")
+    parser.add_argument(
+        "--data-file",
+        type=Path,
+        default=sms_spam_file(),
+        help="the SMS Spam Collection file (default: ../shared/data's copy)",
+    )
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        default=DEFAULT_CANDIDATES,
+        help="TRAINABLE:POOLING:LR triples (default: %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=5, help="epochs per candidate")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (the book's 8)")
     parser.add_argument("--seed", type=int, default=123, help="weights, data and order")
