@@ -13,7 +13,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from scratchgpt.data.collate import ClassificationCollator, LengthGroupedBatchSampler
+from scratchgpt.data.collate import (
+    ClassificationCollator,
+    LengthGroupedBatchSampler,
+    SortedBatchSampler,
+)
 from scratchgpt.data.prepare import (
     PreparedData,
     prepare_from_args,
@@ -81,13 +85,25 @@ def make_train_loader(
 
 
 def make_eval_loader(
-    dataset: Dataset, batch_size: int, collate: Callable, limit: int | None = None
+    dataset: Dataset,
+    batch_size: int,
+    collate: Callable,
+    limit: int | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> DataLoader:
     """Dataset order, so "the first 5 batches" are the same examples at every evaluation;
-    ``limit`` keeps only the first ``limit`` examples."""
+    ``limit`` keeps only the first ``limit`` examples. With ``lengths``, batches of similar
+    length instead (longest first): scoring a whole split then pads almost nothing."""
     dataset = _model_columns(dataset)
     if limit is not None and limit < len(dataset):
         dataset = Subset(dataset, range(limit))
+    if lengths is not None:
+        return DataLoader(
+            dataset,
+            batch_sampler=SortedBatchSampler(list(lengths), batch_size),
+            collate_fn=collate,
+            generator=_loader_generator(0),
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -69,6 +69,7 @@ __all__ = [
 TRAINABLE_BLOCKS = {"last_layer": 0, "last_block": 1, "last_two_blocks": 2}
 LORA_TARGETS = ["qkv", "out_proj", "fc", "proj"]
 SPLITS = ("train", "validation", "test")
+EVAL_BATCH_MULTIPLE = 8  # whole-split scoring runs batches of 8 x --batch-size
 
 
 class SetupError(ValueError):
@@ -279,7 +280,13 @@ def make_loaders(args: FinetuneArguments, data, datasets: dict, module) -> tuple
     train_loader = make_train_loader(
         datasets["train"], lengths, args.batch_size, args.seed, collate
     )
-    evals = {s: make_eval_loader(datasets[s], args.batch_size, collate) for s in SPLITS}
+    # Scoring has no optimizer step to keep small: bigger batches amortise the per-batch
+    # overhead. A multiple of --batch-size stays divisible by the number of processes.
+    eval_batch = args.batch_size * EVAL_BATCH_MULTIPLE
+    evals = {
+        s: make_eval_loader(datasets[s], eval_batch, collate, lengths=data.dataset[s]["length"])
+        for s in SPLITS
+    }
     # The book's "first 5 batches" as loaders of their own: breaking out of a prepared loader
     # early would leave accelerate's end-of-data tracking (and so accumulation) confused.
     probe = args.eval_iter * args.batch_size
