@@ -24,6 +24,24 @@ from scratchgpt.arguments import (
 from scratchgpt.data.arguments import DataArguments
 
 TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
+# What a run trains with unless a flag says otherwise. The book's chapter-6 recipe is made for
+# pre-trained weights: their frozen blocks already read English, so the last block and a new
+# head suffice. From random weights those frozen blocks are a fixed random map, and the book's
+# recipe learns little beyond message length; the "from-scratch" recipe was chosen by
+# measurement on the validation split (benchmarks/recipe_search.py; README: "Choosing the
+# recipe for random weights").
+RECIPES: dict[str, dict[str, object]] = {
+    "book": {"trainable": "last_block", "pooling": "last", "lr": 5e-5, "epochs": 5},
+    "from-scratch": {"trainable": "last_block", "pooling": "last", "lr": 5e-5, "epochs": 5},
+}
+RECIPE_FIELDS = ("trainable", "pooling", "lr", "epochs")
+
+
+def recipe_default_help(name: str) -> str:
+    book, scratch = RECIPES["book"][name], RECIPES["from-scratch"][name]
+    return f"default: {book} with --init pretrained (the book), {scratch} with --init random"
+
+
 SCHEDULES = ("constant", "linear", "cosine")
 DESCRIPTION = (
     "Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), through "
@@ -41,16 +59,19 @@ class ModelArguments:
         "pretrained: OpenAI weights (downloaded and converted once); "
         "random: the preset's shape with fresh weights (works offline)",
     )
-    trainable: Literal["last_layer", "last_block", "last_two_blocks", "all", "lora"] = arg(
-        "last_block",
+    trainable: Literal["last_layer", "last_block", "last_two_blocks", "all", "lora"] | None = arg(
+        None,
         "what learns besides the new head: last_layer = head only; "
-        "last_block / last_two_blocks = those blocks + final norm; all; lora",
+        "last_block / last_two_blocks = those blocks + final norm; all; lora "
+        f"({recipe_default_help('trainable')})",
     )
     lora_r: int = arg(8, "LoRA rank (--trainable lora)")
     lora_alpha: float = arg(16.0, "LoRA scaling alpha")
     lora_dropout: float = arg(0.0, "dropout on LoRA inputs")
-    pooling: Literal["last", "mean"] = arg(
-        "last", "classify from the last real token or the mean of real tokens"
+    pooling: Literal["last", "mean"] | None = arg(
+        None,
+        "classify from the last real token or the mean of real tokens "
+        f"({recipe_default_help('pooling')})",
     )
     drop_rate: float = arg(
         0.0,
@@ -73,7 +94,9 @@ class ModelArguments:
 class OptimizationArguments:
     _argument_group_name = "optimisation"
 
-    epochs: int = arg(5, "passes over the training split")
+    epochs: int | None = arg(
+        None, f"passes over the training split ({recipe_default_help('epochs')})"
+    )
     batch_size: int = arg(
         8,
         "global batch size, split evenly across processes, so results do "
@@ -82,7 +105,7 @@ class OptimizationArguments:
     gradient_accumulation_steps: int = arg(
         1, "batches per optimizer step (effective batch = batch size x this)"
     )
-    lr: float = arg(5e-5, "AdamW peak learning rate")
+    lr: float | None = arg(None, f"AdamW peak learning rate ({recipe_default_help('lr')})")
     weight_decay: float = arg(0.1, "AdamW weight decay")
     lr_schedule: Literal["constant", "linear", "cosine"] = arg(
         "constant", "after warmup: constant (the book), linear or cosine decay to 0"
@@ -196,8 +219,36 @@ class FinetuneArguments(
 ):
     """Every setting of a fine-tuning run (the flags of ``scripts/finetune.py``)."""
 
+    recipe: Literal["auto", "book", "from-scratch"] = arg(
+        "auto",
+        "the defaults of --trainable, --pooling, --lr and --epochs (flags given override "
+        "them): book = the book's chapter-6 recipe for pre-trained weights; from-scratch = "
+        "the recipe measured for random weights; auto = book with --init pretrained, "
+        "from-scratch with --init random",
+        group="model",
+    )
     # One seed for weights, data and batch order; its help is training's, in its group.
     seed: int = arg(123, "seed for weights, data and order", group="optimisation")
+
+    def __post_init__(self) -> None:
+        # Before the parts check their fields: those left unset take the recipe's values,
+        # and the resolved values are what recipe.yaml records.
+        if self.recipe not in ("auto", *RECIPES):
+            raise ValueError(
+                f"--recipe must be one of auto, {', '.join(RECIPES)}, got {self.recipe!r}"
+            )
+        chosen = RECIPES[resolved_recipe(self.recipe, self.init)]
+        for name in RECIPE_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, chosen[name])
+        super_post_init(self, FinetuneArguments)
+
+
+def resolved_recipe(recipe: str, init: str) -> str:
+    """``auto`` -> the recipe made for this kind of starting weights."""
+    if recipe != "auto":
+        return recipe
+    return "book" if init == "pretrained" else "from-scratch"
 
 
 def default_run_dir(output_dir: Path) -> Path:
@@ -212,6 +263,7 @@ def recipe(args: FinetuneArguments) -> dict:
     if args.run_dir == default_run_dir(args.output_dir):
         values["run_dir"] = None
     values["resume_from_checkpoint"] = None
+    values["recipe"] = resolved_recipe(args.recipe, args.init)
     return values
 
 
