@@ -88,6 +88,11 @@ def space_requirements() -> list[str]:
         marker = requirement.marker
         if marker is None or marker.evaluate({"extra": "app"}):
             names.append(requirement.name)
+    if "gradio" not in names:
+        raise HubPushError(
+            "the installed scratchgpt's metadata has no 'app' extra (an install older than "
+            "the app): reinstall with pip install -e '.[app]'"
+        )
     return [pinned(name) for name in dict.fromkeys(names)]
 
 
