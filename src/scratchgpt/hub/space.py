@@ -32,12 +32,12 @@ from huggingface_hub import HfApi, SpaceCard, SpaceCardData, constants
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 
-import scratchgpt
 import scratchgpt_modeling
 from scratchgpt.arguments import ArgumentParser
 from scratchgpt.hub.arguments import SpaceArguments
 from scratchgpt.hub.push import HubPushError, human_size, write_token
 
+LIBRARY_ROOT = Path(__file__).resolve().parents[1]  # the installed scratchgpt package
 MODEL_ENV = "SCRATCHGPT_MODEL"  # overrides the Space's model repo (the offline check uses it)
 APP_CHECK_TIMEOUT_S = 300
 SPACE_APP = '''"""A demo of the text classifier {model_repo}, made by scratchgpt's push_space.py.
@@ -124,9 +124,8 @@ def space_readme(space: str, model_repo: str) -> str:
     return str(SpaceCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body))
 
 
-def source_files(package: object, prefix: str) -> dict[str, Path]:
-    """``{path in the Space: file}`` for the ``.py`` files of an installed package."""
-    root = Path(package.__file__).parent
+def source_files(root: Path, prefix: str) -> dict[str, Path]:
+    """``{path in the Space: file}`` for the ``.py`` files of the package in ``root``."""
     return {
         f"{prefix}/{path.relative_to(root).as_posix()}": path
         for path in sorted(root.rglob("*.py"))
@@ -144,8 +143,8 @@ def write_space(folder: Path, space: str, model_repo: str) -> list[tuple[str, in
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
     sources = {
-        **source_files(scratchgpt, "scratchgpt"),
-        **source_files(scratchgpt_modeling, "scratchgpt_modeling"),
+        **source_files(LIBRARY_ROOT, "scratchgpt"),
+        **source_files(Path(scratchgpt_modeling.__file__).parent, "scratchgpt_modeling"),
     }
     for name, path in sources.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
