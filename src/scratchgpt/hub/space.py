@@ -234,7 +234,8 @@ def push_space(args: SpaceArguments, report: bool = False) -> str:
             result = check_space_app(folder, model, offline=args.dry_run)
             if report:
                 print(f"the Space's app started against {model} and labelled a message "
-                      f"{result['label']['label']!r} through its API")  # fmt: skip
+                      f"{result['label']['label']!r} through its API (scratchgpt imported "
+                      f"from {Path(result['library']).parent})")  # fmt: skip
         if args.dry_run:
             return ""
         return upload_space(folder, args)
