@@ -30,3 +30,16 @@ enter_new_venv() {
     export PATH="$1/bin:$PATH"
     hash -r
 }
+
+# The browser test (tests/test_app.py) drives Debian's chromium through Playwright: pip cannot
+# install a browser (Playwright's own download does not work here), so CI installs the system
+# package when it is missing. If that fails the test fails, naming the missing browser.
+ensure_chromium() {
+    command -v chromium >/dev/null && return 0
+    echo "ci: installing chromium (apt-get) for the browser test"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+        echo "ci: WARNING: could not install chromium; tests/test_app.py's browser test will fail" >&2
+    fi
+    return 0
+}

@@ -94,3 +94,37 @@ def model_dir(tmp_path_factory, bpe_dir) -> Path:
     torch.manual_seed(0)
     model = ScratchGPTForSequenceClassification(tiny_config(n_layers=3, num_labels=2))
     return save_model_folder(model, tmp_path_factory.mktemp("models") / "tiny3", bpe_dir)
+
+
+@pytest.fixture(scope="session")
+def trained_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
+    """A finished fine-tuning run's output folder (weights, metrics.json, training_args.json,
+    card): the tiny 3-layer classifier trained on the toy task, so its labels mean something.
+    Used by the browser app and Space tests."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    from scratchgpt import FinetuneArguments, finetune
+
+    tmp = tmp_path_factory.mktemp("trained")
+    data = tmp / "toy.txt"
+    data.write_text("".join(f"{label}\t{text}\n" for label, text in toy_messages()))
+    torch.manual_seed(0)
+    base = ScratchGPTForSequenceClassification(tiny_config(n_layers=3, num_labels=2))
+    save_model_folder(base, tmp / "base", bpe_dir)
+    args = FinetuneArguments(
+        model=str(tmp / "base"),
+        init="pretrained",
+        data_file=str(data),
+        output_dir=tmp / "toy-spam",
+        cache_dir=str(tmp / "cache"),
+        trainable="all",
+        epochs=4,
+        eval_freq=2,
+        eval_iter=2,
+        lr=1e-3,
+        no_tensorboard=True,
+    )
+    finetune(args)
+    AcceleratorState._reset_state(reset_partial_state=True)  # finetune does; be sure
+    GradientState._reset_state()
+    return tmp / "toy-spam"

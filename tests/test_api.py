@@ -161,10 +161,10 @@ def test_api_is_importable_from_the_package():
     import scratchgpt
 
     functions = ("finetune", "prepare_data", "evaluate", "classify", "generate", "convert")
-    for name in (*functions, "push_to_hub"):
+    for name in (*functions, "push_to_hub", "push_space", "build_app"):
         assert callable(getattr(scratchgpt, name))
     parts = ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert")
-    for name in (*parts, "Push"):
+    for name in (*parts, "Push", "Space", "App"):
         assert hasattr(scratchgpt, f"{name}Arguments")
 
 

@@ -25,6 +25,7 @@ LAYERS = {
     "inference": 2,
     "hub": 2,
     "training": 3,
+    "app": 3,  # the browser app: inference + the card facts of hub
     "api": 4,  # the Python API and the command lines over every capability
     "cli": 4,
 }

@@ -1,8 +1,10 @@
 """scratchgpt: the book's from-scratch GPT-2 as a Hugging Face model, tuned for classification.
 
 The Python API (``finetune``, ``prepare_data``, ``evaluate``, ``classify``, ``generate``,
-``convert``, ``push_to_hub`` and their ``*Arguments``) lives in ``scratchgpt.api`` and is
-importable from here; it loads on first use, so ``import scratchgpt`` stays light.
+``convert``, ``push_to_hub``, ``push_space``, ``build_app`` and their ``*Arguments``) lives in
+``scratchgpt.api`` and is importable from here; it loads on first use, so ``import scratchgpt``
+stays light. (The app's builder is ``build_app``, not ``app``: ``scratchgpt.app`` is its
+subpackage, and a function of the same name would be shadowed once the subpackage is imported.)
 """
 
 __version__ = "0.1.0"
@@ -11,6 +13,7 @@ __version__ = "0.1.0"
 from scratchgpt import folder as _folder  # noqa: E402,F401
 
 _API = (
+    "AppArguments",
     "ClassifyArguments",
     "ConvertArguments",
     "DataArguments",
@@ -19,12 +22,15 @@ _API = (
     "GenerateArguments",
     "PrepareDataArguments",
     "PushArguments",
+    "SpaceArguments",
+    "build_app",
     "classify",
     "convert",
     "evaluate",
     "finetune",
     "generate",
     "prepare_data",
+    "push_space",
     "push_to_hub",
 )
 __all__ = ["__version__", *_API]

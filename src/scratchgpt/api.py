@@ -9,10 +9,12 @@ calls ``sys.exit``, progress bars are ``tqdm.auto`` (widgets in Jupyter), figure
 without pyplot, and ``finetune`` resets accelerate's process-wide state when it returns.
 """
 
+from scratchgpt.app import AppArguments, build_app
 from scratchgpt.data.arguments import DataArguments, PrepareDataArguments
 from scratchgpt.data.prepare import prepare_data
-from scratchgpt.hub.arguments import PushArguments
+from scratchgpt.hub.arguments import PushArguments, SpaceArguments
 from scratchgpt.hub.push import push_to_hub
+from scratchgpt.hub.space import push_space
 from scratchgpt.inference.arguments import ClassifyArguments, EvaluateArguments, GenerateArguments
 from scratchgpt.inference.classify import classify
 from scratchgpt.inference.evaluate import evaluate
@@ -23,6 +25,7 @@ from scratchgpt.weights.arguments import ConvertArguments
 from scratchgpt.weights.convert import run as convert
 
 __all__ = [
+    "AppArguments",
     "ClassifyArguments",
     "ConvertArguments",
     "DataArguments",
@@ -31,11 +34,14 @@ __all__ = [
     "GenerateArguments",
     "PrepareDataArguments",
     "PushArguments",
+    "SpaceArguments",
+    "build_app",
     "classify",
     "convert",
     "evaluate",
     "finetune",
     "generate",
     "prepare_data",
+    "push_space",
     "push_to_hub",
 ]

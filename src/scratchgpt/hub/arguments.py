@@ -1,4 +1,4 @@
-"""Settings of ``push_to_hub``."""
+"""Settings of ``push_to_hub`` and ``push_space``."""
 
 from __future__ import annotations
 
@@ -29,3 +29,37 @@ class PushArguments:
 
     def __post_init__(self) -> None:
         self.model = as_path(self.model)
+
+
+@dataclass(kw_only=True)
+class SpaceArguments:
+    """Which Space shows which model repo, and how it is checked and pushed."""
+
+    space: str = arg(help="the Space to create or update, USER/NAME")
+    model_repo: str = arg(
+        help="the model repo the Space loads (with trust_remote_code), USER/MODEL: push the "
+        "folder there first with push_to_hub.py"
+    )
+    model: Path | None = arg(
+        None,
+        "a local copy of that model (the folder you pushed): the check starts the Space's app "
+        "on it offline (default: the check downloads --model-repo)",
+    )
+    private: bool = arg(False, "create the Space as private")
+    token: str | None = arg(
+        None,
+        "Hub token with write access (default: HF_TOKEN or login). A private model repo also "
+        "needs an HF_TOKEN secret in the Space's settings",
+    )
+    commit_message: str | None = arg(None, "commit message on the Hub")
+    dry_run: bool = arg(
+        False,
+        "offline: list every file the Space would get and start its app against --model "
+        "(required here); upload nothing",
+    )
+    no_app_check: bool = arg(False, "skip starting the Space's app before uploading (saves ~20 s)")
+
+    def __post_init__(self) -> None:
+        self.model = as_path(self.model)
+        if self.dry_run and self.model is None and not self.no_app_check:
+            raise ValueError("--dry-run is offline: pass --model FOLDER, a local copy of the model")

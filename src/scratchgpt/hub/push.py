@@ -181,6 +181,19 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def write_token(token: str | None) -> str:
+    """The token to push with (``token``, else HF_TOKEN or the login); refuses when offline."""
+    if constants.HF_HUB_OFFLINE:
+        raise HubPushError("HF_HUB_OFFLINE is set: unset it to push (nothing was uploaded)")
+    token = token or get_token()
+    if not token:
+        raise HubPushError(
+            "no Hugging Face token: pass --token, set HF_TOKEN or run `hf auth login` "
+            "(nothing was uploaded)"
+        )
+    return token
+
+
 def push_folder(
     folder: str | Path,
     repo_id: str,
@@ -194,14 +207,7 @@ def push_folder(
     Call ``check_folder`` first. A missing README.md is written from metrics.json first.
     """
     folder = Path(folder)
-    if constants.HF_HUB_OFFLINE:
-        raise HubPushError("HF_HUB_OFFLINE is set: unset it to push (nothing was uploaded)")
-    token = token or get_token()
-    if not token:
-        raise HubPushError(
-            "no Hugging Face token: pass --token, set HF_TOKEN or run `hf auth login` "
-            "(nothing was uploaded)"
-        )
+    token = write_token(token)
     if not (folder / CARD_FILE).is_file():
         from scratchgpt.hub.card import write_model_card
 

@@ -6,6 +6,8 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 message with an attention mask, and returns the results in the input order. The model pools
 the last non-padding token, so padding never changes a prediction. On CPU the linear weights
 are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
+``TextClassifier`` holds a loaded model with these settings: the command line, the Python API
+and the browser app (``scratchgpt.app``) all classify through it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -40,10 +43,8 @@ def resolve_encoding(tokenizer: str | Path | tiktoken.Encoding) -> tiktoken.Enco
     return load_tiktoken(tokenizer)
 
 
-def encode_texts(
-    encoding: tiktoken.Encoding, texts: Sequence[str], max_length: int
-) -> list[list[int]]:
-    """Token ids per text, cut to ``max_length``; warns once with the number of cut texts.
+def tokenize_texts(encoding: tiktoken.Encoding, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids per text, uncut; every text must be a non-empty string.
 
     ``<|endoftext|>`` written in a text becomes the special token, as the transformers
     tokenizer (and so ``pipeline``) does.
@@ -51,17 +52,19 @@ def encode_texts(
     for index, text in enumerate(texts):
         if not isinstance(text, str) or not text:
             raise ValueError(f"text {index} is {text!r}: every text must be a non-empty string")
-    ids = encoding.encode_batch(list(texts), allowed_special={ENDOFTEXT})
-    too_long = sum(len(row) > max_length for row in ids)
+    return encoding.encode_batch(list(texts), allowed_special={ENDOFTEXT})
+
+
+def warn_truncated(lengths: Sequence[int], max_length: int) -> None:
+    """One ``TruncationWarning`` with the number of texts longer than ``max_length`` tokens."""
+    too_long = sum(length > max_length for length in lengths)
     if too_long:
-        longest = max(len(row) for row in ids)
         warnings.warn(
-            f"{too_long} of {len(ids)} texts are longer than {max_length} tokens (longest "
-            f"{longest}) and were truncated to their first {max_length} tokens",
+            f"{too_long} of {len(lengths)} texts are longer than {max_length} tokens (longest "
+            f"{max(lengths)}) and were truncated to their first {max_length} tokens",
             TruncationWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return [row[:max_length] for row in ids]
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -115,6 +118,99 @@ def predict_probabilities(
     return probs
 
 
+class TextClassifier:
+    """A loaded classifier with its tokenizer and batching settings: the one inference path of
+    ``classify.py``, the Python ``classify``, the browser app (``scratchgpt.app``) and its Space.
+
+    ``classify`` tokenizes (cutting texts to ``max_length`` tokens), runs length-sorted batches
+    padded per batch (``predict_probabilities``, prepacked on CPU) and returns one result dict
+    per text in input order. ``tokenizer`` is a folder with the GPT-2 BPE files (the model
+    folder itself) or a ``tiktoken.Encoding``; ``max_length`` defaults to, and may not exceed,
+    the model's context length.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: str | Path | tiktoken.Encoding,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_length: int | None = None,
+        prepack: Prepack = "auto",
+    ) -> None:
+        context = int(model.config.context_length)
+        if max_length is not None and not 1 <= max_length <= context:
+            raise ValueError(
+                f"max_length must be in 1..{context} (the context length), got {max_length}"
+            )
+        self.model = model.eval()
+        self.encoding = resolve_encoding(tokenizer)
+        self.batch_size = batch_size
+        self.max_length = max_length or context
+        self.prepack = prepack
+        self.labels = label_names(model)
+        self.pad_id = pad_token_id(model, self.encoding)
+
+    @contextmanager
+    def packed(self) -> Iterator[bool]:
+        """Pack the linear weights once for every call inside the block (a server answering
+        one message at a time would otherwise repack per message); yields whether it did."""
+        with prepacked_linears(self.model, self.prepack) as packed:
+            saved, self.prepack = self.prepack, False  # already packed: calls must not repack
+            try:
+                yield packed
+            finally:
+                self.prepack = saved
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Uncut token ids per text (``ValueError`` for an empty text)."""
+        return tokenize_texts(self.encoding, texts)
+
+    def probabilities(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        progress: bool = False,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """Class probabilities (N, num_labels) of already cut token ids, in their order."""
+        return predict_probabilities(
+            self.model,
+            token_ids,
+            self.pad_id,
+            batch_size or self.batch_size,
+            progress,
+            self.prepack,
+        )
+
+    def classify(
+        self, texts: Sequence[str], progress: bool = False, warn: bool = True
+    ) -> list[dict]:
+        """One result per text, in input order (see ``classify_texts``); texts longer than
+        ``max_length`` tokens are cut, with one ``TruncationWarning`` unless ``warn`` is off
+        (a caller that reports ``num_tokens`` itself)."""
+        if not texts:
+            return []
+        ids = self.tokenize(texts)
+        lengths = [len(row) for row in ids]
+        if warn:
+            warn_truncated(lengths, self.max_length)
+        probs = self.probabilities([row[: self.max_length] for row in ids], progress)
+        return [
+            self.result(text, row, length)
+            for text, row, length in zip(texts, probs.tolist(), lengths, strict=True)
+        ]
+
+    def result(self, text: str, probs: Sequence[float], num_tokens: int) -> dict:
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return {
+            "text": text,
+            "label": self.labels[best],
+            "label_id": best,
+            "score": probs[best],
+            "scores": dict(zip(self.labels, probs, strict=True)),
+            "num_tokens": num_tokens,
+        }
+
+
 def classify_texts(
     model: PreTrainedModel,
     tokenizer: str | Path | tiktoken.Encoding,
@@ -126,37 +222,15 @@ def classify_texts(
 ) -> list[dict]:
     """Classify ``texts``; one dict per text, in input order.
 
-    Each result is ``{"text", "label", "label_id", "score", "scores": {label: probability}}``
-    where ``score`` is the probability of the predicted label. ``tokenizer`` is a folder with
-    the GPT-2 BPE files (the model folder itself) or a ``tiktoken.Encoding``. ``max_length``
-    (default and maximum: the model's context length) truncates longer texts, with a
-    ``TruncationWarning`` saying how many. ``prepack`` as in ``predict_probabilities``.
+    Each result is ``{"text", "label", "label_id", "score", "scores": {label: probability},
+    "num_tokens"}`` where ``score`` is the probability of the predicted label and
+    ``num_tokens`` the text's length in tokens before any truncation. ``tokenizer`` is a
+    folder with the GPT-2 BPE files (the model folder itself) or a ``tiktoken.Encoding``.
+    ``max_length`` (default and maximum: the model's context length) truncates longer texts,
+    with a ``TruncationWarning`` saying how many. ``prepack`` as in ``predict_probabilities``.
     """
-    if not texts:
-        return []
-    context = int(model.config.context_length)
-    if max_length is not None and not 1 <= max_length <= context:
-        raise ValueError(
-            f"max_length must be in 1..{context} (the context length), got {max_length}"
-        )
-    encoding = resolve_encoding(tokenizer)
-    token_ids = encode_texts(encoding, texts, max_length or context)
-    pad_id = pad_token_id(model, encoding)
-    probs = predict_probabilities(model, token_ids, pad_id, batch_size, progress, prepack)
-    names = label_names(model)
-    results = []
-    for text, row in zip(texts, probs.tolist(), strict=True):
-        best = max(range(len(row)), key=row.__getitem__)
-        results.append(
-            {
-                "text": text,
-                "label": names[best],
-                "label_id": best,
-                "score": row[best],
-                "scores": dict(zip(names, row, strict=True)),
-            }
-        )
-    return results
+    classifier = TextClassifier(model, tokenizer, batch_size, max_length, prepack)
+    return classifier.classify(texts, progress)
 
 
 class HubDownloadError(RuntimeError):
