@@ -15,8 +15,9 @@ kept with ``--keep-checkpoints`` has finished.
   assembled), ``checkpoints/.step_*.tmp`` (a checkpoint being written) and the output's hidden
   ``.<name>.tmp-*``/``.<name>.old-*`` siblings (``folder.atomic_dir``). One output folder is
   assumed to be written through one run folder.
-- **Settled**: an interrupted run (complete checkpoints, no ``completed.json``) asks for
-  ``--resume-from-checkpoint latest`` or ``--overwrite``; what a finished run left is cleared.
+- **Settled**: an interrupted run (its newest checkpoint is not the one ``completed.json``
+  names) asks for ``--resume-from-checkpoint latest`` or ``--overwrite``; what a finished run
+  left is cleared.
 - **Finished**: once the output folder is written, the run folder is removed, or marked
   completed with ``--keep-checkpoints``.
 
@@ -206,11 +207,12 @@ def lock_run_folder(run_dir: Path) -> RunLock:
             # (another inode) is a new lock; the orphan keeps the old, unlinked one.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock.path)
+            lock.notes.append(f"took over the lock of a run that was killed ({describe(holder)})")
             continue
         if not same_file(fd, lock.path):  # released and removed between open and flock
             os.close(fd)
             continue
-        if previous := read_holder(fd):
+        if (previous := read_holder(fd)) and not lock.notes:
             lock.notes.append(f"took over the lock of a run that was killed ({describe(previous)})")
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder_info()) + "\n").encode(), 0)
@@ -252,10 +254,9 @@ def clear_run_folder(run_dir: Path) -> None:
 def settle_previous_run(run_dir: Path, resume: bool, overwrite: bool) -> list[str]:
     """Refuse to mix with an interrupted run; clear a finished one. Returns notes to print."""
     checkpoints = list_checkpoints(run_dir)
-    completed = (run_dir / COMPLETED).exists()
     if resume:
-        (run_dir / COMPLETED).unlink(missing_ok=True)  # it is a running run again
         return []
+    completed = bool(checkpoints) and finished_at(run_dir) == checkpoints[-1].name
     if checkpoints and not completed and not overwrite:
         raise FileExistsError(
             f"{run_dir / CHECKPOINTS} holds checkpoints of an interrupted run (newest: "
@@ -263,9 +264,18 @@ def settle_previous_run(run_dir: Path, resume: bool, overwrite: bool) -> list[st
             "--overwrite to start afresh, or another --run-dir"
         )
     clear_run_folder(run_dir)
-    if checkpoints and completed:
+    if completed:
         return [f"removed the checkpoints of the finished run in {run_dir}"]
     return []
+
+
+def finished_at(run_dir: Path) -> str | None:
+    """The newest checkpoint when a kept run finished (a resumed run that saved more and died
+    is interrupted again)."""
+    try:
+        return json.loads((run_dir / COMPLETED).read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def claim_run_folder(args, accelerator) -> RunLock:
@@ -312,7 +322,12 @@ def finish_run_folder(args, accelerator, lock: RunLock) -> str:
     accelerator.wait_for_everyone()  # every process is done writing in it
     if accelerator.is_main_process:
         if args.keep_checkpoints:
-            done = {"output_dir": str(args.output_dir), "finished": time.strftime("%FT%T%z")}
+            newest = list_checkpoints(args.run_dir)[-1:]
+            done = {
+                "output_dir": str(args.output_dir),
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                "checkpoint": newest[0].name if newest else None,
+            }
             (args.run_dir / COMPLETED).write_text(json.dumps(done) + "\n")
         else:
             clear_run_folder(args.run_dir)
