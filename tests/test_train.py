@@ -237,7 +237,7 @@ class SimulatedCrash(RuntimeError):
     pass
 
 
-STEP_SLEEP_S = 0.1
+BATCH_SLEEP_S = 0.5
 
 
 def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypatch):
@@ -247,13 +247,6 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
     common = ("--trainable", "last_two_blocks", "--drop-rate", "0.1", "--epochs", "2",
               "--gradient-accumulation-steps", "2", "--lr-schedule", "linear",
               "--warmup-steps", "2", "--save-steps", "3", "--max-grad-norm", "1.0")  # fmt: skip
-    real_train_step = train.train_step
-
-    def slow_train_step(run, batch):  # 8 steps of 2 batches: >= 1.6 s of training in all
-        time.sleep(STEP_SLEEP_S)
-        return real_train_step(run, batch)
-
-    monkeypatch.setattr(train, "train_step", slow_train_step)
     train.main(flags(tmp_path, model_dir, toy_file, "whole", *common))
     fresh_accelerate_state_now()
 
@@ -264,9 +257,17 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
         if run.state.global_step == 4:  # mid-epoch: 7 batches = 4 steps/epoch; saved at 3
             raise SimulatedCrash
 
+    real_train_step = train.train_step
+
+    def slow_train_step(run, batch):  # the crashed session alone takes seconds
+        time.sleep(BATCH_SLEEP_S)
+        return real_train_step(run, batch)
+
     monkeypatch.setattr(train, "after_step", crash_at_step_4)
+    monkeypatch.setattr(train, "train_step", slow_train_step)
     with pytest.raises(SimulatedCrash):
         train.main(flags(tmp_path, model_dir, toy_file, "split", *common))
+    monkeypatch.setattr(train, "train_step", real_train_step)
     assert not (tmp_path / "split").exists(), "a crashed run must not leave an output folder"
     (checkpoint,) = (tmp_path / "split.run" / "checkpoints").iterdir()
     saved = load_file(checkpoint / "model.safetensors")
@@ -280,9 +281,10 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
         step_log(tmp_path / "whole")
     )
     assert_same_weights(tmp_path / "split", tmp_path / "whole", atol=0)
-    # Training time adds up across the two sessions (the first one's up to its checkpoint).
+    # Training time adds up across the sessions: the crashed one's counts up to its checkpoint
+    # (3 steps of 2 batches), though the resumed session alone is far shorter.
     seconds = json.loads((tmp_path / "split" / "training_args.json").read_text())["train_seconds"]
-    assert seconds >= 2 * 8 * STEP_SLEEP_S
+    assert seconds >= 3 * 2 * BATCH_SLEEP_S
 
 
 def test_an_interrupted_run_asks_to_resume_or_overwrite(
