@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scratchgpt.training.arguments import FinetuneArguments
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock
@@ -278,9 +280,9 @@ def finished_at(run_dir: Path) -> str | None:
         return None
 
 
-def claim_run_folder(args, accelerator) -> RunLock:
+def claim_run_folder(args: FinetuneArguments, accelerator) -> RunLock:
     """Check, lock, clean and settle the run folder on the main process; every process raises
-    the main process's error if it had one. ``args`` is a ``FinetuneArguments``."""
+    the main process's error if it had one."""
     from accelerate.utils import broadcast_object_list
 
     lock, outcome = RunLock(), [None]
@@ -297,7 +299,7 @@ def claim_run_folder(args, accelerator) -> RunLock:
     return lock
 
 
-def claim(args) -> RunLock:
+def claim(args: FinetuneArguments) -> RunLock:
     check_locations(args.output_dir, args.run_dir)
     lock = lock_run_folder(args.run_dir)
     try:
@@ -316,7 +318,7 @@ def claim(args) -> RunLock:
     return lock
 
 
-def finish_run_folder(args, accelerator, lock: RunLock) -> str:
+def finish_run_folder(args: FinetuneArguments, accelerator, lock: RunLock) -> str:
     """After a successful run (the output folder is written): remove the run folder, or mark it
     completed with ``--keep-checkpoints``; release the lock. Returns a line for the console."""
     accelerator.wait_for_everyone()  # every process is done writing in it
