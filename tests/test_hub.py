@@ -14,7 +14,13 @@ import pytest
 from huggingface_hub import ModelCard
 
 from scratchgpt.hub.card import CardError, card_problems, render_model_card, write_model_card
-from scratchgpt.hub.push import HubPushError, check_folder, push_folder, push_main
+from scratchgpt.hub.push import (
+    HubPushError,
+    check_folder,
+    push_folder,
+    push_main,
+    upload_file_list,
+)
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.paths import REPO_ROOT, current_umask
 
@@ -157,6 +163,22 @@ def test_dry_run_lists_files_and_loads_in_a_fresh_process(output_dir, capsys):
     assert "loads with trust_remote_code as transformers_modules." in out
     assert "dry run: nothing uploaded" in out
     assert sorted(p.name for p in output_dir.iterdir()) == before  # dry run changes nothing
+
+
+def test_training_logs_are_uploaded_only_when_asked(output_dir, capsys):
+    logs = ["steps.jsonl", "events.out.tfevents.1.host.1.0", "logs/finetune/events.out.tfevents.2"]
+    for name in logs:
+        (output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (output_dir / name).write_text("log")
+    names = [name for name, _ in upload_file_list(output_dir)]
+    assert not set(logs) & set(names)
+    assert {"config.json", "model.safetensors", "metrics.json", "cm.png"} <= set(names)
+    assert set(logs) <= {name for name, _ in upload_file_list(output_dir, include_logs=True)}
+    argv = ["--model", str(output_dir), "--repo-id", "me/x", "--dry-run", "--no-load-check"]
+    assert push_main(argv) == 0
+    assert "steps.jsonl" not in capsys.readouterr().out
+    assert push_main([*argv, "--include-logs"]) == 0
+    assert "steps.jsonl" in capsys.readouterr().out
 
 
 def test_dry_run_reports_missing_model_files(output_dir, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,8 +118,7 @@ def test_output_folder_is_complete(toy_run):
     assert config["id2label"] == {"0": "ham", "1": "spam"}
     epochs = [r for r in step_log(output_dir) if r.get("epoch_end")]
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
-    checkpoints = sorted(p.name for p in (output_dir.parent / "out.run/checkpoints").iterdir())
-    assert checkpoints == ["step_0000021", "step_0000028"]  # 7 steps/epoch, last 2 kept
+    assert not (output_dir.parent / "out.run").exists()  # the run folder goes after success
 
 
 def test_output_loads_through_auto_api_in_fresh_process(toy_run):
@@ -237,9 +237,13 @@ class SimulatedCrash(RuntimeError):
     pass
 
 
+BATCH_SLEEP_S = 0.5
+
+
 def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypatch):
     # Dropout (so RNG state matters; it also turns the cache off), accumulation, warmup and
-    # a decaying schedule: everything a resume has to restore.
+    # a decaying schedule: everything a resume has to restore. The checkpoints hold none of
+    # the frozen weights (embeddings, block 0): the resumed run rebuilds them.
     common = ("--trainable", "last_two_blocks", "--drop-rate", "0.1", "--epochs", "2",
               "--gradient-accumulation-steps", "2", "--lr-schedule", "linear",
               "--warmup-steps", "2", "--save-steps", "3", "--max-grad-norm", "1.0")  # fmt: skip
@@ -253,10 +257,21 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
         if run.state.global_step == 4:  # mid-epoch: 7 batches = 4 steps/epoch; saved at 3
             raise SimulatedCrash
 
+    real_train_step = train.train_step
+
+    def slow_train_step(run, batch):  # the crashed session alone takes seconds
+        time.sleep(BATCH_SLEEP_S)
+        return real_train_step(run, batch)
+
     monkeypatch.setattr(train, "after_step", crash_at_step_4)
+    monkeypatch.setattr(train, "train_step", slow_train_step)
     with pytest.raises(SimulatedCrash):
         train.main(flags(tmp_path, model_dir, toy_file, "split", *common))
+    monkeypatch.setattr(train, "train_step", real_train_step)
     assert not (tmp_path / "split").exists(), "a crashed run must not leave an output folder"
+    (checkpoint,) = (tmp_path / "split.run" / "checkpoints").iterdir()
+    saved = load_file(checkpoint / "model.safetensors")
+    assert not [k for k in saved if "tok_emb" in k or "pos_emb" in k or ".blocks.0." in k]
     monkeypatch.setattr(train, "after_step", real_after_step)
     fresh_accelerate_state_now()
 
@@ -266,14 +281,36 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
         step_log(tmp_path / "whole")
     )
     assert_same_weights(tmp_path / "split", tmp_path / "whole", atol=0)
+    # Training time adds up across the sessions: the crashed one's counts up to its checkpoint
+    # (3 steps of 2 batches), though the resumed session alone is far shorter.
+    seconds = json.loads((tmp_path / "split" / "training_args.json").read_text())["train_seconds"]
+    assert seconds >= 3 * 2 * BATCH_SLEEP_S
 
 
-def test_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path, model_dir, toy_file):
+def test_an_interrupted_run_asks_to_resume_or_overwrite(
+    tmp_path, model_dir, toy_file, monkeypatch, capsys
+):
     args = flags(tmp_path, model_dir, toy_file, "out", "--max-steps", "3", "--save-steps", "2")
-    train.main(args)
-    fresh_accelerate_state_now()
-    with pytest.raises(FileExistsError, match="--resume-from-checkpoint latest"):
+    real_after_step = train.after_step
+
+    def crash_at_step_3(run, epoch):
+        real_after_step(run, epoch)
+        if run.state.global_step == 3:
+            raise SimulatedCrash
+
+    monkeypatch.setattr(train, "after_step", crash_at_step_3)
+    with pytest.raises(SimulatedCrash):
         train.main(args)
+    monkeypatch.setattr(train, "after_step", real_after_step)
+    fresh_accelerate_state_now()
+    capsys.readouterr()  # the crashed run's progress bars
+    assert train.cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds checkpoints of an interrupted run" in err
+    assert "--resume-from-checkpoint latest" in err and "--overwrite" in err
+    fresh_accelerate_state_now()
+    train.main([*args, "--overwrite"])
+    assert len(step_log(tmp_path / "out")) == 2  # the new run's records only (steps 1 and 3)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -311,13 +348,16 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, model_dir,
 
 def test_lora_keep_best_and_cosine_save_a_plain_model(tmp_path, model_dir, toy_file):
     args = flags(tmp_path, model_dir, toy_file, "lora", "--trainable", "lora", "--epochs", "2",
-                 "--keep-best", "--lr-schedule", "cosine", "--warmup-steps", "2")  # fmt: skip
+                 "--keep-best", "--lr-schedule", "cosine", "--warmup-steps", "2",
+                 "--keep-checkpoints")  # fmt: skip
     train.main(args)
     output_dir = tmp_path / "lora"
     record = json.loads((output_dir / "training_args.json").read_text())
     assert record["prefix_cache"].startswith("off: LoRA")
     assert record["best"]["epoch"] in (1, 2)
     assert Path(record["best"]["checkpoint"]).is_dir()  # kept for the final weights
+    kept = {p.name for p in (tmp_path / "lora.run" / "checkpoints").iterdir()}
+    assert kept == {"step_0000014", Path(record["best"]["checkpoint"]).name}  # newest + best
     saved = weights(output_dir)
     assert not [k for k in saved if "lora" in k or "base_model" in k]  # adapters merged
     assert saved.keys() == load_file(model_dir / "model.safetensors").keys()

@@ -23,6 +23,11 @@ class PushArguments:
         "offline: validate the card metadata, list every file and size that would be "
         "uploaded, check the folder loads with trust_remote_code; upload nothing",
     )
+    include_logs: bool = arg(
+        False,
+        "also upload the training logs (steps.jsonl, TensorBoard events), which a Hub user "
+        "rarely needs: the card, metrics and plots summarise them",
+    )
     no_load_check: bool = arg(
         False, "skip loading the folder in a fresh process (saves a few seconds)"
     )

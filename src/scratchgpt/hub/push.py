@@ -38,6 +38,9 @@ from scratchgpt.hub.card import (
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
 IGNORE_PATTERNS = [*DEFAULT_IGNORE_PATTERNS, ".*", "**/.*", "*/.*", "__pycache__/*", "*.pyc"]
+# Training logs: the step log and TensorBoard events (at any depth), which the model, its
+# card, metrics and plots already summarise; uploaded only with --include-logs.
+LOG_PATTERNS = ["steps.jsonl", "*events.out.tfevents*", "logs/*"]
 REQUIRED_FILES = ("config.json", "configuration_scratchgpt.py", "modeling_scratchgpt.py")
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 LOAD_CHECK_TIMEOUT_S = 300
@@ -79,11 +82,15 @@ class FolderCheck:
         return sum(size for _, size in self.files)
 
 
-def upload_file_list(folder: str | Path) -> list[tuple[str, int]]:
+def ignore_patterns(include_logs: bool = False) -> list[str]:
+    return IGNORE_PATTERNS if include_logs else [*IGNORE_PATTERNS, *LOG_PATTERNS]
+
+
+def upload_file_list(folder: str | Path, include_logs: bool = False) -> list[tuple[str, int]]:
     """``(path in repo, size)`` of every file ``upload_folder`` will send, sorted."""
     folder = Path(folder)
     paths = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
-    kept = filter_repo_objects(sorted(paths), ignore_patterns=IGNORE_PATTERNS)
+    kept = filter_repo_objects(sorted(paths), ignore_patterns=ignore_patterns(include_logs))
     return [(name, paths[name].stat().st_size) for name in kept]
 
 
@@ -132,12 +139,14 @@ def load_check(folder: Path) -> dict:
     return json.loads(reports[-1].removeprefix("LOAD_CHECK "))
 
 
-def check_folder(folder: str | Path, repo_id: str | None = None, load: bool = True) -> FolderCheck:
+def check_folder(
+    folder: str | Path, repo_id: str | None = None, load: bool = True, include_logs: bool = False
+) -> FolderCheck:
     """Every local check of a push, no network: see the module docstring."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--model {folder}: no such folder")
-    result = FolderCheck(folder, upload_file_list(folder))
+    result = FolderCheck(folder, upload_file_list(folder, include_logs))
     missing = missing_model_files(folder)
     if missing:
         result.problems.append(f"{folder} lacks model files: {', '.join(missing)}")
@@ -201,6 +210,7 @@ def push_folder(
     revision: str | None = None,
     token: str | None = None,
     commit_message: str | None = None,
+    include_logs: bool = False,
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` as one commit; returns its URL.
 
@@ -225,7 +235,7 @@ def push_folder(
             folder_path=folder,
             revision=revision,
             commit_message=commit_message or f"Upload {folder.name} with scratchgpt",
-            ignore_patterns=IGNORE_PATTERNS,
+            ignore_patterns=ignore_patterns(include_logs),
         )
     except Exception as err:  # noqa: BLE001 - network/HTTP errors come in many types
         raise HubPushError(
@@ -246,7 +256,9 @@ def check_push(args: PushArguments) -> FolderCheck:
     validate_repo_id(args.repo_id)
     if args.repo_id.count("/") != 1:
         raise ValueError(f"repo id {args.repo_id!r} must be USER/NAME")
-    return check_folder(args.model, args.repo_id, load=not args.no_load_check)
+    return check_folder(
+        args.model, args.repo_id, load=not args.no_load_check, include_logs=args.include_logs
+    )
 
 
 def push_to_hub(args: PushArguments) -> str:
@@ -258,7 +270,13 @@ def push_to_hub(args: PushArguments) -> str:
     if args.dry_run:
         return ""
     return push_folder(
-        args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
+        args.model,
+        args.repo_id,
+        args.private,
+        args.revision,
+        args.token,
+        args.commit_message,
+        args.include_logs,
     )
 
 
@@ -289,7 +307,13 @@ def push_main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         url = push_folder(
-            args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
+            args.model,
+            args.repo_id,
+            args.private,
+            args.revision,
+            args.token,
+            args.commit_message,
+            args.include_logs,
         )
     except HubPushError as err:
         print(f"push_to_hub.py: error: {err}", file=sys.stderr)

@@ -166,17 +166,30 @@ class OutputArguments:
         Path("outputs/sms-spam"),
         "final model folder (+ metrics, logs, plots, card), written atomically at the end",
     )
-    run_dir: Path | None = arg(None, "checkpoints and live logs (default: <output-dir>.run)")
+    run_dir: Path | None = arg(
+        None,
+        "checkpoints and live logs while the run lasts, locked against a second run "
+        "(default: <output-dir>.run)",
+    )
     save_steps: int = arg(0, "also checkpoint every this many optimizer steps (0 = per epoch only)")
     save_total_limit: int = arg(
-        2, "checkpoints kept (the best one under --keep-best is always kept)"
+        1,
+        "newest checkpoints kept while the run lasts (the best one under --keep-best is "
+        "always kept too); a checkpoint holds only what trains, not the frozen weights",
+    )
+    keep_checkpoints: bool = arg(
+        False,
+        "keep --run-dir (checkpoints, live logs) after a successful run; by default it is "
+        "removed once the output folder is written",
     )
     resume_from_checkpoint: str | None = arg(
         None,
         "continue from the newest checkpoint in --run-dir, or from PATH",
         metavar="latest|PATH",
     )
-    overwrite: bool = arg(False, "start afresh even if --run-dir holds checkpoints of another run")
+    overwrite: bool = arg(
+        False, "start afresh even if --run-dir holds checkpoints of an interrupted run"
+    )
     no_tensorboard: bool = arg(
         False, "skip TensorBoard events (the JSONL step log is always written)"
     )

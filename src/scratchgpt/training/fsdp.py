@@ -9,7 +9,8 @@ embeddings, the final norm and the head. Per feature of the loop:
   weights;
 - checkpoints, ``--resume-from-checkpoint``, ``--keep-best``: unchanged; ``save_state`` and
   ``load_state`` write and read sharded ``torch.distributed.checkpoint`` folders (every process
-  its own part);
+  its own part). These keep the full state, frozen weights included: accelerate saves them
+  itself, past the hook that leaves frozen weights out of unsharded checkpoints;
 - the classifier's pooled fast path runs the last block through ``forward_at``, which FSDP2
   does not know: :func:`register_forward_methods` makes it gather the block's weights too;
 - the output folder: :func:`gather_full_model` collects the full weights on the main process;

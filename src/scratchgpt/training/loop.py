@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +38,13 @@ from transformers import get_scheduler
 
 from scratchgpt.metrics import report
 from scratchgpt.training.arguments import FinetuneArguments, build_parser, parse_args
-from scratchgpt.training.checkpoints import CHECKPOINTS, checkpoint_dir, resume, save_checkpoint
+from scratchgpt.training.checkpoints import (
+    checkpoint_dir,
+    load_checkpoint,
+    register_checkpoint_hooks,
+    resume,
+    save_checkpoint,
+)
 from scratchgpt.training.data import load_data, make_eval_loader, make_train_loader, token_collator
 from scratchgpt.training.fsdp import is_fsdp, register_forward_methods, unsupported_under_fsdp
 from scratchgpt.training.outputs import init_trackers, log_record, open_step_log, write_outputs
@@ -51,6 +56,12 @@ from scratchgpt.training.prefix_cache import (
     cache_blocker,
     estimate_cache_bytes,
     frozen_prefix_length,
+)
+from scratchgpt.training.run_folder import (
+    LOGS,
+    SetupError,
+    claim_run_folder,
+    finish_run_folder,
 )
 from scratchgpt.training.state import Run, TrainState
 from scratchgpt.weights.convert import build_model
@@ -70,10 +81,6 @@ TRAINABLE_BLOCKS = {"last_layer": 0, "last_block": 1, "last_two_blocks": 2}
 LORA_TARGETS = ["qkv", "out_proj", "fc", "proj"]
 SPLITS = ("train", "validation", "test")
 EVAL_BATCH_MULTIPLE = 8  # whole-split scoring runs batches of 8 x --batch-size
-
-
-class SetupError(ValueError):
-    """The flags cannot work together in this launch (e.g. batch size vs processes)."""
 
 
 @contextlib.contextmanager
@@ -180,7 +187,7 @@ def make_training_module(
 def make_accelerator(args: FinetuneArguments) -> Accelerator:
     """One accelerator for every launch mode; batches are split so results ignore #processes."""
     project = ProjectConfiguration(
-        project_dir=str(args.run_dir), logging_dir=str(args.run_dir / "logs")
+        project_dir=str(args.run_dir), logging_dir=str(args.run_dir / LOGS)
     )
     return Accelerator(
         # Without this, `accelerate launch --multi_gpu` on a machine with no GPU starts N
@@ -205,7 +212,8 @@ def has_accelerator_device() -> bool:
 
 
 def setup(args: FinetuneArguments) -> Run:
-    """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
+    """Claim the run folder (``run_folder.py``: writable, locked, cleaned), then build the run;
+    the caller releases ``run.lock`` (``finetune`` does)."""
     accelerator = make_accelerator(args)
     if is_fsdp(accelerator) and (problem := unsupported_under_fsdp(args)):
         raise SetupError(problem)
@@ -214,7 +222,18 @@ def setup(args: FinetuneArguments) -> Run:
             f"--batch-size {args.batch_size} must be divisible by the {accelerator.num_processes} "
             "processes (it is the global batch, split across them)"
         )
-    check_run_dir(args, accelerator)
+    lock = claim_run_folder(args, accelerator)
+    try:
+        run = build_run(args, accelerator)
+    except BaseException:
+        lock.release()
+        raise
+    run.lock = lock
+    return run
+
+
+def build_run(args: FinetuneArguments, accelerator: Accelerator) -> Run:
+    """Data, model, cache, loaders, optimizer and schedule, all through one ``prepare``."""
     set_seed(args.seed)
     seconds: dict[str, float] = {}
     with timed(seconds, "data_and_model"), accelerator.main_process_first():
@@ -266,6 +285,7 @@ def setup(args: FinetuneArguments) -> Run:
         steps_per_epoch,
     )
     accelerator.register_for_checkpointing(run.state)
+    register_checkpoint_hooks(run)
     return run
 
 
@@ -340,22 +360,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, args: FinetuneArguments, st
     return get_scheduler(
         name, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=total
     )
-
-
-def check_run_dir(args: FinetuneArguments, accelerator: Accelerator) -> None:
-    """Refuse to mix a new run's checkpoints with an old run's, unless told to."""
-    checkpoints = args.run_dir / CHECKPOINTS
-    if args.resume_from_checkpoint or not checkpoints.exists() or not any(checkpoints.iterdir()):
-        return
-    if not args.overwrite:
-        raise FileExistsError(
-            f"{checkpoints} holds checkpoints of an earlier run: pass --resume-from-checkpoint "
-            "latest to continue it, --overwrite to start afresh, or another --run-dir"
-        )
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        shutil.rmtree(args.run_dir)
-    accelerator.wait_for_everyone()
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -456,7 +460,6 @@ def train(run: Run) -> None:
         end_epoch(run, epoch, time.perf_counter() - epoch_start)
         if reached_max_steps(run):
             break
-    state.elapsed_s += time.perf_counter() - start_time
     bar.close()
 
 
@@ -593,7 +596,7 @@ def restore_best(run: Run) -> None:
     if not run.args.keep_best or not best or best["step"] == run.state.global_step:
         return
     history = run.state.state_dict()
-    run.accelerator.load_state(best["checkpoint"])
+    load_checkpoint(run, best["checkpoint"])
     run.state.load_state_dict(history)
     run.accelerator.print(
         f"keeping epoch {best['epoch']} (best validation accuracy {best['accuracy']:.2%})"
@@ -611,7 +614,11 @@ def finetune(args: FinetuneArguments) -> dict:
     afterwards, so a second call in the same kernel starts as clean as the first.
     """
     try:
-        return run_job(setup(args))
+        run = setup(args)
+        try:
+            return run_job(run)
+        finally:
+            run.lock.release()  # a failed run keeps its run folder, for --resume-from-checkpoint
     finally:
         reset_accelerate_state()
 
@@ -631,7 +638,9 @@ def run_job(run: Run) -> dict:
     )
     seconds = run.info["seconds"]
     with timed(seconds, "training"):
+        run.state.start_clock()  # saved with every checkpoint: adds up across resumes
         train(run)
+        run.state.stop_clock()
     with timed(seconds, "final_evaluation"):
         restore_best(run)
         metrics, raw = evaluate_splits(run)
@@ -642,7 +651,7 @@ def run_job(run: Run) -> dict:
         write_outputs(run, metrics, raw)
         acc.wait_for_everyone()
     acc.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
-    acc.print(f"wrote {args.output_dir}  (checkpoints in {args.run_dir / CHECKPOINTS})")
+    acc.print(f"wrote {args.output_dir}; {finish_run_folder(args, acc, run.lock)}")
     acc.end_training()  # also ends the process group, so it comes last
     return metrics
 

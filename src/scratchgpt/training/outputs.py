@@ -20,9 +20,9 @@ from scratchgpt.metrics import report
 from scratchgpt.training.arguments import recipe
 from scratchgpt.training.fsdp import gather_full_model, is_fsdp
 from scratchgpt.training.plots import Series, plot_series
+from scratchgpt.training.run_folder import LOGS, STEP_LOG
 from scratchgpt.training.state import Run
 
-STEP_LOG = "steps.jsonl"
 RECIPE = "recipe.yaml"
 
 
@@ -103,7 +103,7 @@ def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
     save_config(recipe(run.args), staging / RECIPE)  # --config of this file reproduces the run
     shutil.copy(run.step_log, staging / STEP_LOG)
     # Flat copies: the folder is the Hub repo, which finds event files at any depth.
-    for events in (run.args.run_dir / "logs").rglob("events.out.tfevents*"):
+    for events in (run.args.run_dir / LOGS).rglob("events.out.tfevents*"):
         shutil.copy(events, staging / events.name)
     write_plots(run, metrics, raw, staging)
     from scratchgpt.hub.card import write_model_card
