@@ -255,7 +255,7 @@ class Result:
     fresh_correct: int
     fresh_total: int
     fresh_wrong: list[str]  # "[true label] text"
-    readme: dict[str, str]
+    readme_examples: dict[str, str]
 
 
 def result(
@@ -283,7 +283,7 @@ def result(
         fresh_correct=len(texts) - len(wrong),
         fresh_total=len(texts),
         fresh_wrong=wrong,
-        readme=dict(zip(README_EXAMPLES, readme_pred, strict=True)),
+        readme_examples=dict(zip(README_EXAMPLES, readme_pred, strict=True)),
     )
 
 
@@ -352,7 +352,7 @@ def format_table(results: Sequence[Result]) -> str:
         fresh = f"{r.fresh_correct}/{r.fresh_total}"
         lines.append(
             f"{r.name:<{width}} | {r.test['accuracy']:8.4f} | {spam_f1(r.test):12.4f} | "
-            f"{fresh:>15} | {readme_cell(r.readme)}"
+            f"{fresh:>15} | {readme_cell(r.readme_examples)}"
         )
     return "\n".join(lines)
 
