@@ -4,12 +4,10 @@
     python scripts/finetune.py --init random --data-file FILE   # offline
     python scripts/finetune.py --help                           # every flag
 
-All logic lives in ``scratchgpt.training.loop`` so tests can call it.
+The loop lives in ``scratchgpt.training.loop`` so tests can call it.
 """
 
-import sys
-
-from scratchgpt.training.loop import cli
+from scratchgpt.cli import finetune_main  # parses the flags before torch is imported
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    raise SystemExit(finetune_main())

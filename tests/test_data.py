@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel
 
+from scratchgpt.cli import prepare_data_main
 from scratchgpt.data import prepare as data
+from scratchgpt.data.arguments import build_prepare_parser as build_parser
 from scratchgpt.data.prepare import (
     BadLinePolicy,
     DataError,
-    build_parser,
     build_prepared,
     extract_member,
     load_prepared,
@@ -381,7 +382,7 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
     )
     out = tmp_path / "out"
     argv = ["--data-file", str(path), "--output-dir", str(out), "--cache-dir", str(tmp_path)]
-    assert data.main(argv) == 0
+    assert prepare_data_main(argv) == 0
     printed = capsys.readouterr().out
     assert "train" in printed and "truncated" in printed and f"saved to {out}" in printed
     loaded = load_prepared(out)
@@ -390,13 +391,13 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
         "validation": 4,
         "test": 8,
     }
-    assert data.main(argv) == 2  # exists, no --overwrite
+    assert prepare_data_main(argv) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     with path.open("a") as handle:
         handle.write("a line without its label\n")
-    assert data.main(argv + ["--overwrite"]) == 2
+    assert prepare_data_main(argv + ["--overwrite"]) == 2
     assert f"error: {path}:42: fewer fields" in capsys.readouterr().err
-    assert data.main(argv + ["--overwrite", "--on-bad-line", "skip"]) == 0
+    assert prepare_data_main(argv + ["--overwrite", "--on-bad-line", "skip"]) == 0
     printed = capsys.readouterr().out
     assert "1 bad lines skipped" in printed and f"skipped {path}:42: fewer fields" in printed
 

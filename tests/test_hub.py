@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from scratchgpt.cli import push_main
 from scratchgpt.hub.card import CardError, card_problems, render_model_card, write_model_card
-from scratchgpt.hub.push import HubPushError, check_folder, push_folder, push_main
+from scratchgpt.hub.push import HubPushError, check_folder, push_folder
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.paths import REPO_ROOT, current_umask
 

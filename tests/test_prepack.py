@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from scratchgpt.cli import classify_main
 from scratchgpt.inference import prepack
-from scratchgpt.inference.classify import classify_main
 from scratchgpt.inference.prepack import packing_supported, prepacked_linears, should_prepack
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 from tests.conftest import tiny_config

@@ -25,7 +25,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from scratchgpt.paths import gpt2_bpe_dir, make_readable
+from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir, make_readable
 from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
@@ -40,7 +40,6 @@ TASK_CLASSES: dict[str, type[PreTrainedModel]] = {
     "causal-lm": ScratchGPTForCausalLM,
     "base": ScratchGPTModel,
 }
-DEFAULT_MAX_SHARD_SIZE = "2GB"
 
 
 def register_auto_classes() -> None:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +37,6 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.arguments import DEFAULT_FRACTIONS, DataArguments, PrepareDataArguments
 from scratchgpt.data.sources import (
     FORMATS,
@@ -66,13 +64,11 @@ __all__ = [
     "TokenizeBatch",
     "DataArguments",
     "PrepareDataArguments",
-    "build_parser",
     "build_prepared",
     "drop_duplicates",
     "length_stats",
     "load_prepared",
     "load_source",
-    "main",
     "prepare_data",
     "prepare_from_args",
     "resolve_model_source",
@@ -547,27 +543,3 @@ def prepare_data(args: PrepareDataArguments) -> PreparedData:
     prepared = prepare_from_args(args, tokenizer_folder, context_length)
     save_prepared(prepared, args.output_dir, overwrite=args.overwrite)
     return prepared
-
-
-def build_parser() -> ArgumentParser:
-    """The flags of ``scripts/prepare_data.py`` (plus ``--config``)."""
-    return ArgumentParser(
-        PrepareDataArguments,
-        config=True,
-        prog="prepare_data.py",
-        description="Read labelled text, split it (stratified) into train/validation/test, "
-        "tokenize it with a model folder's vocabulary and save it with save_to_disk.",
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``scripts/prepare_data.py``: prepare, save, print the summary; 2 on bad input."""
-    args, _ = build_parser().parse(argv)
-    try:
-        prepared = prepare_data(args)
-    except (DataError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(prepared.summary.format())
-    print(f"saved to {args.output_dir}")
-    return 0

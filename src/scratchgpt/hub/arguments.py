@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchgpt.arguments import arg, as_path
+from scratchgpt.arguments import ArgumentParser, arg, as_path
 
 
 @dataclass(kw_only=True)
@@ -29,3 +29,13 @@ class PushArguments:
 
     def __post_init__(self) -> None:
         self.model = as_path(self.model)
+
+
+def build_push_parser() -> ArgumentParser:
+    """The flags of ``scripts/push_to_hub.py``."""
+    return ArgumentParser(
+        PushArguments,
+        prog="push_to_hub.py",
+        description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
+        "to the Hugging Face Hub as one commit, after checking it locally.",
+    )

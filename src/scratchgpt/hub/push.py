@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
@@ -254,39 +252,3 @@ def push_to_hub(args: PushArguments) -> str:
     return push_folder(
         args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
     )
-
-
-def build_push_parser() -> ArgumentParser:
-    """The flags of ``scripts/push_to_hub.py``."""
-    return ArgumentParser(
-        PushArguments,
-        prog="push_to_hub.py",
-        description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
-        "to the Hugging Face Hub as one commit, after checking it locally.",
-    )
-
-
-def push_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
-    parser = build_push_parser()
-    args, _ = parser.parse(argv)
-    try:
-        result = check_push(args)  # printed in full before anything is uploaded
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"push_to_hub.py: error: {err}\n")
-    print(format_check(result, args.repo_id))
-    if not result.ok:
-        print("push_to_hub.py: not pushing: fix the problems above", file=sys.stderr)
-        return 1
-    if args.dry_run:
-        print("dry run: nothing uploaded")
-        return 0
-    try:
-        url = push_folder(
-            args.model, args.repo_id, args.private, args.revision, args.token, args.commit_message
-        )
-    except HubPushError as err:
-        print(f"push_to_hub.py: error: {err}", file=sys.stderr)
-        return 1
-    print(f"pushed: {url}")
-    return 0

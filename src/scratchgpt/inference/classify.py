@@ -10,7 +10,6 @@ are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``)
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -22,7 +21,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.collate import SortedBatchSampler, right_pad
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
@@ -259,18 +257,6 @@ def classify(
     )
 
 
-def build_classify_parser() -> ArgumentParser:
-    """The flags of ``scripts/classify.py``; the texts stay positional arguments."""
-    parser = ArgumentParser(
-        ClassifyArguments,
-        prog="classify.py",
-        description="Classify texts with a fine-tuned scratchgpt model folder or Hub repo. "
-        "Texts come from the arguments, from --input (one text a line) or from stdin.",
-    )
-    parser.add_argument("texts", nargs="*", help="texts to classify (quote each one)")
-    return parser
-
-
 def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
     """Aligned table: index, label, score, each class probability, start of the text."""
     names = list(results[0]["scores"])
@@ -284,20 +270,3 @@ def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
         probs = "  ".join(f"{row['scores'][n]:8.4f}" for n in names)
         lines.append(f"{index:>4}  {row['label']:<{label_width}}  {probs}  {text}")
     return "\n".join(lines)
-
-
-def classify_main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
-    """Entry point of ``scripts/classify.py``; returns the exit status."""
-    parser = build_classify_parser()
-    args, positionals = parser.parse(argv)
-    try:
-        results = classify(args, positionals.texts, stdin)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"classify.py: error: {err}\n")
-    if args.format == "jsonl":
-        for row in results:
-            record = {"text": row["text"], "label": row["label"], "score": row["score"]}
-            print(json.dumps({**record, "scores": row["scores"]}, ensure_ascii=False))
-    else:
-        print(format_results_table(results))
-    return 0

@@ -12,11 +12,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.prepare import prepare_from_args
 from scratchgpt.inference.arguments import EvaluateArguments
 from scratchgpt.inference.classify import (
-    HubDownloadError,
     label_names,
     load_classifier,
     pad_token_id,
@@ -25,27 +23,11 @@ from scratchgpt.inference.classify import (
 )
 from scratchgpt.metrics.report import (
     compute_classification_metrics,
-    format_errors,
-    format_metrics_table,
     most_confident_errors,
     plot_confusion_matrix,
     plot_precision_recall,
 )
 from scratchgpt.paths import make_readable
-
-
-def build_evaluate_parser() -> ArgumentParser:
-    """The flags of ``scripts/evaluate.py`` (the data flags are the trainer's), plus
-    ``--config``."""
-    return ArgumentParser(
-        EvaluateArguments,
-        config=True,
-        prog="evaluate.py",
-        description="Evaluate a fine-tuned classifier folder on a data split: metrics table "
-        "(accuracy, per-class precision/recall/F1, confusion matrix), a confusion-matrix PNG, a "
-        "precision-recall PNG and metrics.json in --output-dir. The data flags are the "
-        "trainer's: pass the same ones (seed, dedupe, balance, fractions) to get its test split.",
-    )
 
 
 def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
@@ -100,21 +82,3 @@ def _write_json_atomically(path: Path, data: dict) -> None:
         handle.write("\n")
     make_readable(tmp)
     os.replace(tmp, path)
-
-
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/evaluate.py``; returns the exit status."""
-    parser = build_evaluate_parser()
-    args, _ = parser.parse(argv)
-    try:
-        metrics = evaluate(args)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"evaluate.py: error: {err}\n")
-    print(format_metrics_table(metrics, title=f"{args.model} — {args.split} split"))
-    if args.errors:
-        print(f"\n{len(metrics['errors'])} most confident mistakes:")
-        print(format_errors(metrics["errors"], metrics["label_names"]))
-    print(
-        f"\nwrote {metrics['output_dir']}/confusion_matrix.png, precision_recall.png, metrics.json"
-    )
-    return 0
