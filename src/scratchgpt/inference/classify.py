@@ -5,7 +5,7 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 (so each batch holds messages of similar length), pads each batch only to its own longest
 message with an attention mask, and returns the results in the input order. The model pools
 the last non-padding token, so padding never changes a prediction. On CPU the linear weights
-are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
+of a large call are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
 """
 
 from __future__ import annotations
@@ -99,13 +99,15 @@ def predict_probabilities(
     """Class probabilities (N, num_labels), rows in the order of ``token_ids``.
 
     ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.inference.prepack``):
-    "auto" (default) where it fits in memory, True to insist where supported, False never.
+    "auto" (default) for calls large enough to repay the packing, where it fits in memory; True
+    to insist where supported; False never.
     """
     model.eval()
     device = next(model.parameters()).device
     probs = torch.empty((len(token_ids), model.config.num_labels), dtype=torch.float32)
-    batches = length_sorted_batches([len(row) for row in token_ids], batch_size)
-    with prepacked_linears(model, prepack):
+    lengths = [len(row) for row in token_ids]
+    batches = length_sorted_batches(lengths, batch_size)
+    with prepacked_linears(model, prepack, tokens=sum(lengths)):
         for batch in tqdm(batches, desc="classify", unit="batch", disable=not progress):
             input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_id, device)
             logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
