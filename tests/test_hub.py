@@ -140,7 +140,7 @@ def test_dry_run_lists_files_and_loads_in_a_fresh_process(output_dir, capsys):
 def test_dry_run_reports_missing_model_files(output_dir, capsys):
     (output_dir / "modeling_scratchgpt.py").unlink()
     code = push_main(["--model", str(output_dir), "--repo-id", "me/x", "--dry-run"])
-    assert code == 1
+    assert code == 2
     assert "lacks model files: modeling_scratchgpt.py" in capsys.readouterr().out
 
 

@@ -112,8 +112,7 @@ def push_main(argv: Sequence[str] | None = None) -> int:
         return fail(parser, err)
     print(format_check(result, args.repo_id))
     if not result.ok:
-        print(f"{parser.prog}: not pushing: fix the problems above", file=sys.stderr)
-        return 1
+        return fail(parser, f"not pushing: fix the {len(result.problems)} problem(s) above")
     if args.dry_run:
         print("dry run: nothing uploaded")
         return 0

@@ -296,6 +296,19 @@ class DataSummary:
             )
         return rows
 
+    def skipped_note(self, shown: int = 3) -> str:
+        """One line for the console when ``--on-bad-line skip`` dropped lines: how many, and
+        the first ``shown`` of them (file:line: reason: value); ``""`` when none were."""
+        if not self.bad_lines:
+            return ""
+        count = len(self.bad_lines)
+        more = f"; and {count - shown} more" if count > shown else ""
+        return (
+            f"skipped {count} bad line{'s' if count > 1 else ''} (--on-bad-line skip): "
+            + "; ".join(self.bad_lines[:shown])
+            + more
+        )
+
     def format(self, max_bad_lines: int = 10) -> str:
         """Human-readable summary; token lengths are in tokens after truncation."""
         lines = [

@@ -24,6 +24,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+from transformers import AutoModelForSequenceClassification
 
 from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
@@ -33,6 +34,8 @@ from scratchgpt.hub.card import (
     card_problems,
     render_model_card,
 )
+from scratchgpt.inference.classify import check_folder_weights
+from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
 IGNORE_PATTERNS = [*DEFAULT_IGNORE_PATTERNS, ".*", "**/.*", "*/.*", "__pycache__/*", "*.pyc"]
@@ -143,6 +146,12 @@ def check_folder(folder: str | Path, repo_id: str | None = None, load: bool = Tr
     result.problems += card_issues
     if result.card_generated and card_text is not None:
         result.files = sorted([*result.files, (CARD_FILE, len(card_text.encode("utf-8")))])
+    if not missing:
+        try:  # a damaged weight file is named here, not by a traceback from the load check
+            check_folder_weights(AutoModelForSequenceClassification, folder)
+        except (ModelFolderError, OSError) as err:  # ModelFolderError is a ValueError
+            result.problems.append(str(err))
+            load = False
     if load and not missing:
         try:
             result.load_result = load_check(folder)

@@ -19,12 +19,18 @@ from typing import TextIO
 import tiktoken
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from scratchgpt.data.collate import SortedBatchSampler, right_pad
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
+from scratchgpt.weight_files import check_weights
 
 
 class TruncationWarning(UserWarning):
@@ -194,6 +200,24 @@ def _download_repo(repo_id: str, revision: str | None, token: str | None) -> Pat
         ) from err
 
 
+def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
+    """The folder's config, once its weight files are known to be complete and shaped as that
+    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
+    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = auto_class.from_config(config, trust_remote_code=True)
+    check_weights(folder, shell)
+    return config
+
+
+def load_with_folder_code(auto_class: type, folder: str | Path) -> PreTrainedModel:
+    """``auto_class.from_pretrained(folder, trust_remote_code=True)`` after
+    :func:`check_folder_weights`."""
+    config = check_folder_weights(auto_class, folder)
+    return auto_class.from_pretrained(folder, config=config, trust_remote_code=True)
+
+
 def load_classifier(
     path_or_repo: str | Path,
     revision: str | None = None,
@@ -206,13 +230,27 @@ def load_classifier(
     ``classify_texts``. A repo id is downloaded (whole snapshot) from the Hub first.
     """
     folder = resolve_model_folder(path_or_repo, revision, token)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    model = load_with_folder_code(AutoModelForSequenceClassification, folder)
     if device is not None:
         model.to(device)
     return model.eval(), folder
 
 
 # ---------------------------------------------------------------- the classify command
+
+
+def decode_lines(data: bytes, origin: str) -> list[str]:
+    """UTF-8 ``data`` split into lines; a byte that is not UTF-8 raises ``ValueError`` naming
+    ``origin``, the line and the column (the codec's message names only a byte offset)."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ValueError(
+            f"{origin}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not "
+            "UTF-8; save the text as UTF-8"
+        ) from None
 
 
 def read_input_texts(
@@ -226,9 +264,10 @@ def read_input_texts(
     elif input and str(input) != "-":
         if not input.is_file():
             raise FileNotFoundError(f"--input {input}: no such file")
-        lines = input.read_text(encoding="utf-8").splitlines()
+        lines = decode_lines(input.read_bytes(), f"--input {input}")
     elif input or not stdin.isatty():
-        lines = stdin.read().splitlines()
+        buffer = getattr(stdin, "buffer", None)  # bytes, so a bad byte has a line number
+        lines = decode_lines(buffer.read(), "stdin") if buffer else stdin.read().splitlines()
     else:
         raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
     empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,8 @@ def evaluate(args: EvaluateArguments) -> dict:
     into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
     model, folder = load_classifier(args.model, device=args.device)
     prepared = prepare_from_args(args, folder, int(model.config.context_length))
+    if note := prepared.summary.skipped_note():
+        print(note, file=sys.stderr)
     rows = _select_split(prepared.dataset, args.split)
     names = label_names(model)
     to_model = _model_label_ids(prepared.label_names, names)

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from scratchgpt.inference.arguments import DEFAULT_PROMPT, GenerateArguments
 from scratchgpt.inference.classify import (
+    load_with_folder_code,
     resolve_encoding,
     resolve_model_folder,
 )
@@ -26,7 +27,7 @@ def load_language_model(
 ) -> tuple[PreTrainedModel, Path]:
     """``(model, folder)`` through ``AutoModelForCausalLM`` with the folder's own code."""
     folder = resolve_model_folder(path_or_repo)
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+    model = load_with_folder_code(AutoModelForCausalLM, folder)
     if device is not None:
         model.to(device)
     return model.eval(), folder

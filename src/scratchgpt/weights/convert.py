@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
-from scratchgpt.download import download_openai_gpt2
+from scratchgpt.download import DownloadError, download_openai_gpt2
 from scratchgpt.folder import (
     DEFAULT_MAX_SHARD_SIZE,
     TASK_CLASSES,
@@ -319,7 +319,13 @@ def _input_path(args: ConvertArguments) -> Path:
         if args.model_size is None:
             raise ConversionError("--download needs --model-size (124M, 355M, 774M or 1558M)")
         dest = args.checkpoint_dir or default_cache_dir() / "openai" / args.model_size
-        return download_openai_gpt2(args.model_size, dest)
+        try:
+            return download_openai_gpt2(args.model_size, dest)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}. Fetch OpenAI's {args.model_size} files on a connected machine, then "
+                "convert them with --checkpoint-dir DIR (without --download)"
+            ) from err
     if args.checkpoint_dir is None:
         raise ConversionError("pass the input with --checkpoint-dir, or fetch it with --download")
     return args.checkpoint_dir
