@@ -1,6 +1,6 @@
 """Fine-tune a from-scratch GPT-2 as a text classifier (the book's chapter-6 recipe).
 
-    accelerate launch scripts/finetune.py                       # SMS spam, GPT-2 124M weights
+    accelerate launch --config_file configs/accelerate.yaml -q scripts/finetune.py  # GPT-2 124M
     python scripts/finetune.py --init random --data-file FILE   # offline
     python scripts/finetune.py --help                           # every flag
 

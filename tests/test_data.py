@@ -220,7 +220,7 @@ def test_hub_path_keeps_classlabel_names_and_rejects_bad_ids(tmp_path, monkeypat
     with pytest.raises(DataError, match=r"hub\[train\]:3: unknown label .* -1"):
         data.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
     with pytest.raises(
-        DataError, match=r"hub\[train\]: no column 'text' \(has \['sentence', 'y'\]"
+        DataError, match=r"hub\[train\]: no text column 'text'; the columns are \['sentence', 'y'\]"
     ):
         data.read_hub_dataset(str(tmp_path / "hub"), label_column="y")
     policy = BadLinePolicy("skip")
@@ -257,14 +257,17 @@ def test_bad_sms_line_errors_or_is_skipped(tmp_path, case):
 def test_missing_csv_column_names_file_and_header(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("body,label\nhello,a\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.csv:1: no column 'text' in the header \['body'"):
+    with pytest.raises(DataError, match=r"d\.csv:1: no text column 'text'; the columns are \['bo"):
         read_labelled_file(path)
 
 
 def test_missing_jsonl_key_and_short_csv_row(tmp_path):
     jsonl = tmp_path / "d.jsonl"
     jsonl.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.jsonl:2: missing column 'label'"):
+    with pytest.raises(
+        DataError,
+        match=r"d\.jsonl:2: no label column 'label' \(has \['text'\]; --label-column names it\)",
+    ):
         read_labelled_file(jsonl)
     csv_file = tmp_path / "d.csv"
     csv_file.write_text("text,label\na,x\nlonely\n", encoding="utf-8")

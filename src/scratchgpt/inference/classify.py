@@ -246,7 +246,8 @@ def decode_lines(data: bytes, origin: str) -> list[str]:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start : err.start].decode("utf-8")) + 1  # valid up to the error
         raise ValueError(
             f"{origin}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not "
             "UTF-8; save the text as UTF-8"
