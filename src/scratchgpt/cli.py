@@ -164,9 +164,11 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
     from scratchgpt.data.prepare import DataError
     from scratchgpt.download import DownloadError
     from scratchgpt.training.loop import SetupError, finetune
+    from scratchgpt.weight_files import ModelFolderError
 
+    expected = (DataError, DownloadError, SetupError, ModelFolderError, FileExistsError)
     try:
         finetune(args)
-    except (DataError, DownloadError, SetupError, FileExistsError, FileNotFoundError) as err:
+    except (*expected, FileNotFoundError) as err:
         return fail(parser, err)
     return 0
