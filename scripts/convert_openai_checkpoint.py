@@ -5,7 +5,7 @@ Example: python scripts/convert_openai_checkpoint.py --model-size 124M --downloa
 Run with --help for every option; the logic lives in scratchgpt.weights.convert.
 """
 
-from scratchgpt.weights.convert import main
+from scratchgpt.cli import convert_main  # parses the flags before torch is imported
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(convert_main())

@@ -1,6 +1,6 @@
 """Evaluate a fine-tuned classifier folder on a data split: see ``--help``."""
 
-from scratchgpt.inference.evaluate import evaluate_main
+from scratchgpt.cli import evaluate_main  # parses the flags before torch is imported
 
 if __name__ == "__main__":
     raise SystemExit(evaluate_main())

@@ -1,15 +1,13 @@
 """Fine-tune a from-scratch GPT-2 as a text classifier (the book's chapter-6 recipe).
 
-    accelerate launch scripts/finetune.py                       # SMS spam, GPT-2 124M weights
+    accelerate launch --config_file configs/accelerate.yaml -q scripts/finetune.py  # GPT-2 124M
     python scripts/finetune.py --init random --data-file FILE   # offline
     python scripts/finetune.py --help                           # every flag
 
-All logic lives in ``scratchgpt.training.loop`` so tests can call it.
+The loop lives in ``scratchgpt.training.loop`` so tests can call it.
 """
 
-import sys
-
-from scratchgpt.training.loop import cli
+from scratchgpt.cli import finetune_main  # parses the flags before torch is imported
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    raise SystemExit(finetune_main())

@@ -1,8 +1,6 @@
 """Prepare a tokenized train/validation/test DatasetDict: see ``--help`` and scratchgpt.data."""
 
-import sys
-
-from scratchgpt.data.prepare import main
+from scratchgpt.cli import prepare_data_main  # parses the flags before torch is imported
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(prepare_data_main())

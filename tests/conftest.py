@@ -14,7 +14,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import scratchgpt  # noqa: F401, E402  (registers the Auto classes)
 from scratchgpt.folder import save_model_folder  # noqa: E402
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402

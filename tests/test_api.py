@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from scratchgpt import FinetuneArguments, finetune
-from scratchgpt.data.prepare import build_parser as prepare_parser
+from scratchgpt.data.arguments import build_prepare_parser as prepare_parser
 from scratchgpt.training.arguments import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,8 +190,7 @@ def test_classify_and_generate_from_python_equal_the_scripts(
     tiny_classifier_dir, tiny_lm_dir, capsys
 ):
     from scratchgpt import ClassifyArguments, GenerateArguments, classify, generate
-    from scratchgpt.inference.classify import classify_main
-    from scratchgpt.inference.generate import generate_main
+    from scratchgpt.cli import classify_main, generate_main
 
     rows = classify(ClassifyArguments(model=str(tiny_classifier_dir)), ["hi", "WIN now"])
     assert (

@@ -1,7 +1,8 @@
 """Every script's ``--help`` lists the flags it had before issue 12 (typed arguments), with the
 same defaults: ``fixtures/cli_flags.json`` was captured from the argparse parsers of 7b163bf.
 Scripts added later (``app.py``, ``push_space.py``: issue 13) were captured when they were
-added, so they keep their flags from then on too."""
+added, so they keep their flags from then on too.
+And ``--help`` (so any flag error too) answers before torch or the other heavy libraries load."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import io
 import json
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,3 +74,35 @@ def test_help_lists_the_same_flags(script, monkeypatch):
         assert new.required == old["required"], f"{script} {flag}"
         if old["choices"]:
             assert list(new.choices) == old["choices"], f"{script} {flag}"
+
+
+# Libraries that take seconds to import; a script must parse its flags without them.
+HEAVY = ("torch", "transformers", "datasets", "accelerate", "numpy", "tiktoken")
+# Runs a script's --help and reports, at exit, which heavy top-level packages were imported
+# (the parser module transformers.hf_argparser alone is fine: it needs only yaml).
+REPORT_IMPORTS = """
+import atexit, json, runpy, sys
+heavy = sys.argv[2].split(",")
+def report():
+    seen = [name for name in heavy if name in sys.modules]
+    seen += sorted(n for n in sys.modules if n.startswith("transformers.") and n != HF)
+    sys.stderr.write("IMPORTED " + json.dumps(seen) + chr(10))
+HF = "transformers.hf_argparser"
+atexit.register(report)
+sys.argv = [sys.argv[1], "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("script", sorted(BEFORE))
+def test_help_imports_no_heavy_library(script):
+    result = subprocess.run(
+        [sys.executable, "-c", REPORT_IMPORTS, str(ROOT / "scripts" / script), ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+    report = [line for line in result.stderr.splitlines() if line.startswith("IMPORTED ")]
+    assert json.loads(report[-1].removeprefix("IMPORTED ")) == []

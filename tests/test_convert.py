@@ -24,7 +24,9 @@ from transformers import (
     GPT2Tokenizer,
 )
 
-from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE, load_model_folder
+from scratchgpt.cli import convert_main as main
+from scratchgpt.folder import load_model_folder
+from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE
 from scratchgpt.tokenizer import load_tiktoken
 from scratchgpt.weights import convert as convert_module
 from scratchgpt.weights.convert import (
@@ -32,7 +34,6 @@ from scratchgpt.weights.convert import (
     convert,
     detect_format,
     ensure_pretrained_folder,
-    main,
 )
 from scratchgpt.weights.tf_checkpoint import write_tf_checkpoint
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
@@ -422,7 +423,7 @@ def ckpt(tmp_path) -> Path:
 
 def _run_cli_expecting_error(tmp_path: Path, source: Path, capsys, *extra: str) -> str:
     code = main(["--checkpoint-dir", str(source), "--output-dir", str(tmp_path / "out"), *extra])
-    assert code == 1
+    assert code == 2
     assert no_output(tmp_path, "out")
     return capsys.readouterr().err
 
@@ -472,14 +473,14 @@ def test_unknown_format(tmp_path, capsys):
 def test_wrong_model_size_and_missing_input(tmp_path, capsys):
     err = _run_cli_expecting_error(tmp_path, FIXTURE, capsys, "--model-size", "124M")
     assert "--model-size 124M means emb_dim=768" in err and "emb_dim=16" in err
-    assert main(["--output-dir", str(tmp_path / "out")]) == 1
+    assert main(["--output-dir", str(tmp_path / "out")]) == 2
     assert "--checkpoint-dir" in capsys.readouterr().err
-    assert main(["--download", "--output-dir", str(tmp_path / "out")]) == 1
+    assert main(["--download", "--output-dir", str(tmp_path / "out")]) == 2
     assert "--download needs --model-size" in capsys.readouterr().err
 
 
 def test_refuses_to_overwrite_its_input(ckpt, capsys):
-    assert main(["--checkpoint-dir", str(ckpt), "--output-dir", str(ckpt)]) == 1
+    assert main(["--checkpoint-dir", str(ckpt), "--output-dir", str(ckpt)]) == 2
     assert "would replace the input" in capsys.readouterr().err
     assert (ckpt / "model.ckpt.index").is_file()
 

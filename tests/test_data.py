@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel
 
+from scratchgpt.cli import prepare_data_main
 from scratchgpt.data import prepare as data
+from scratchgpt.data.arguments import build_prepare_parser as build_parser
 from scratchgpt.data.prepare import (
     BadLinePolicy,
     DataError,
-    build_parser,
     build_prepared,
     extract_member,
     load_prepared,
@@ -219,7 +220,7 @@ def test_hub_path_keeps_classlabel_names_and_rejects_bad_ids(tmp_path, monkeypat
     with pytest.raises(DataError, match=r"hub\[train\]:3: unknown label .* -1"):
         data.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
     with pytest.raises(
-        DataError, match=r"hub\[train\]: no column 'text' \(has \['sentence', 'y'\]"
+        DataError, match=r"hub\[train\]: no text column 'text'; the columns are \['sentence', 'y'\]"
     ):
         data.read_hub_dataset(str(tmp_path / "hub"), label_column="y")
     policy = BadLinePolicy("skip")
@@ -256,14 +257,17 @@ def test_bad_sms_line_errors_or_is_skipped(tmp_path, case):
 def test_missing_csv_column_names_file_and_header(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("body,label\nhello,a\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.csv:1: no column 'text' in the header \['body'"):
+    with pytest.raises(DataError, match=r"d\.csv:1: no text column 'text'; the columns are \['bo"):
         read_labelled_file(path)
 
 
 def test_missing_jsonl_key_and_short_csv_row(tmp_path):
     jsonl = tmp_path / "d.jsonl"
     jsonl.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.jsonl:2: missing column 'label'"):
+    with pytest.raises(
+        DataError,
+        match=r"d\.jsonl:2: no label column 'label' \(has \['text'\]; --label-column names it\)",
+    ):
         read_labelled_file(jsonl)
     csv_file = tmp_path / "d.csv"
     csv_file.write_text("text,label\na,x\nlonely\n", encoding="utf-8")
@@ -381,7 +385,7 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
     )
     out = tmp_path / "out"
     argv = ["--data-file", str(path), "--output-dir", str(out), "--cache-dir", str(tmp_path)]
-    assert data.main(argv) == 0
+    assert prepare_data_main(argv) == 0
     printed = capsys.readouterr().out
     assert "train" in printed and "truncated" in printed and f"saved to {out}" in printed
     loaded = load_prepared(out)
@@ -390,13 +394,13 @@ def test_cli_writes_dataset_and_summary(tmp_path, capsys):
         "validation": 4,
         "test": 8,
     }
-    assert data.main(argv) == 2  # exists, no --overwrite
+    assert prepare_data_main(argv) == 2  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     with path.open("a") as handle:
         handle.write("a line without its label\n")
-    assert data.main(argv + ["--overwrite"]) == 2
+    assert prepare_data_main(argv + ["--overwrite"]) == 2
     assert f"error: {path}:42: fewer fields" in capsys.readouterr().err
-    assert data.main(argv + ["--overwrite", "--on-bad-line", "skip"]) == 0
+    assert prepare_data_main(argv + ["--overwrite", "--on-bad-line", "skip"]) == 0
     printed = capsys.readouterr().out
     assert "1 bad lines skipped" in printed and f"skipped {path}:42: fewer fields" in printed
 

@@ -105,8 +105,8 @@ def test_plots_are_written_as_png(tmp_path):
 
 
 def test_evaluate_cli_agrees_with_classify_texts(tiny_classifier_dir, tmp_path, capsys):
+    from scratchgpt.cli import evaluate_main
     from scratchgpt.inference.classify import classify_texts, load_classifier
-    from scratchgpt.inference.evaluate import evaluate_main
     from scratchgpt.paths import current_umask, sms_spam_file
 
     lines = sms_spam_file().read_text(encoding="utf-8").splitlines()

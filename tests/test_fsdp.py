@@ -21,6 +21,7 @@ import torch
 from accelerate.utils import DistributedType
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from scratchgpt.cli import finetune_main
 from scratchgpt.training import loop as train
 from scratchgpt.training.fsdp import unsupported_under_fsdp
 from scratchgpt_modeling.modeling_scratchgpt import (
@@ -141,5 +142,5 @@ def test_lora_is_refused_under_fsdp_naming_the_flag(monkeypatch, capsys):
     assert unsupported_under_fsdp(train.parse_args(["--trainable", "all"])) == ""
     fsdp = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=1)
     monkeypatch.setattr(train, "make_accelerator", lambda args: fsdp)
-    assert train.cli(["--trainable", "lora"]) == 2
+    assert finetune_main(["--trainable", "lora"]) == 2
     assert "--trainable lora is not supported with FSDP" in capsys.readouterr().err

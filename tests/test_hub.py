@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from scratchgpt.cli import push_main
 from scratchgpt.hub.card import CardError, card_problems, render_model_card, write_model_card
 from scratchgpt.hub.push import (
     HubPushError,
     check_folder,
     push_folder,
-    push_main,
     upload_file_list,
 )
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
@@ -184,7 +184,7 @@ def test_training_logs_are_uploaded_only_when_asked(output_dir, capsys):
 def test_dry_run_reports_missing_model_files(output_dir, capsys):
     (output_dir / "modeling_scratchgpt.py").unlink()
     code = push_main(["--model", str(output_dir), "--repo-id", "me/x", "--dry-run"])
-    assert code == 1
+    assert code == 2
     assert "lacks model files: modeling_scratchgpt.py" in capsys.readouterr().out
 
 

@@ -10,18 +10,18 @@ import pytest
 import torch
 from transformers import pipeline
 
+from scratchgpt.cli import classify_main, generate_main
 from scratchgpt.folder import save_model_folder
 from scratchgpt.inference.classify import (
     HubDownloadError,
     TruncationWarning,
-    classify_main,
     classify_texts,
     length_sorted_batches,
     load_classifier,
     pad_batch,
     resolve_encoding,
 )
-from scratchgpt.inference.generate import generate_main, generate_text, load_language_model
+from scratchgpt.inference.generate import generate_text, load_language_model
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,7 @@ def test_classify_cli_jsonl_table_and_empty_input(decisive_dir, capsys, tmp_path
     assert table[0].split() == ["#", "label", "ham", "spam", "text"]
     assert table[1].endswith("first message") and table[2].endswith("second message")
 
-    with pytest.raises(SystemExit) as exit_info:
-        classify_main(["--model", str(decisive_dir)], stdin=io.StringIO("\n\n"))
-    assert exit_info.value.code == 2
+    assert classify_main(["--model", str(decisive_dir)], stdin=io.StringIO("\n\n")) == 2
     assert "no text to classify: all 2 input line(s) are empty" in capsys.readouterr().err
 
 
@@ -165,8 +163,7 @@ def test_sampling_is_seeded_and_cli_reports_bad_lengths(tiny_lm_dir, capsys):
     first = generate_text(model, folder, "Hello", 8, temperature=2.0, seed=7, num_samples=3)
     again = generate_text(model, folder, "Hello", 8, temperature=2.0, seed=7, num_samples=3)
     assert first == again and len(set(first)) > 1
-    with pytest.raises(SystemExit):
-        generate_main(["--model", str(tiny_lm_dir), "--max-new-tokens", "70"])
+    assert generate_main(["--model", str(tiny_lm_dir), "--max-new-tokens", "70"]) == 2
     assert "exceeds the context length 64" in capsys.readouterr().err
     assert generate_main(["--model", str(tiny_lm_dir), "--max-new-tokens", "3", "Hi"]) == 0
     assert capsys.readouterr().out.startswith("Hi")

@@ -19,6 +19,7 @@ LAYERS = {
     "tokenizer": 0,
     "download": 0,
     "folder": 0,
+    "weight_files": 0,
     "metrics": 0,
     "weights": 1,
     "data": 1,

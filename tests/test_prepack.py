@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from scratchgpt.cli import classify_main
 from scratchgpt.inference import prepack
-from scratchgpt.inference.classify import classify_main
 from scratchgpt.inference.prepack import packing_supported, prepacked_linears, should_prepack
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 from tests.conftest import tiny_config
@@ -107,13 +107,19 @@ def test_should_prepack_decisions(classifier, monkeypatch):
     monkeypatch.setattr(prepack, "_physical_memory_bytes", lambda: 1024)
     assert should_prepack(classifier, "auto") is False
     assert should_prepack(classifier, True) is packing_supported()
+    monkeypatch.setattr(prepack, "_physical_memory_bytes", lambda: None)
+    # "auto" packs only calls large enough to repay the packing (one message is not).
+    assert should_prepack(classifier, "auto", tokens=prepack.AUTO_MIN_TOKENS - 1) is False
+    assert should_prepack(classifier, "auto", tokens=prepack.AUTO_MIN_TOKENS) is packing_supported()
+    assert should_prepack(classifier, True, tokens=1) is packing_supported()
     monkeypatch.setattr(prepack, "packing_supported", lambda: False)
     assert should_prepack(classifier, True) is False
     with prepacked_linears(classifier, prepack=True) as packed:
         assert packed is False and overridden_modules(classifier) == []
 
 
-def test_classify_cli_no_prepack_gives_the_same_output(tiny_classifier_dir, capsys):
+def test_classify_cli_no_prepack_gives_the_same_output(tiny_classifier_dir, capsys, monkeypatch):
+    monkeypatch.setattr(prepack, "AUTO_MIN_TOKENS", 1)  # these few texts are packed too
     texts = ["Free entry in 2 a wkly comp to win FA Cup final tkts", "ok see you", "lol"]
     args = ["--model", str(tiny_classifier_dir), "--format", "jsonl", *texts]
     assert classify_main(args) == 0

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from scratchgpt.cli import finetune_main
 from scratchgpt.training import loop as train
 from scratchgpt.training.prefix_cache import cache_blocker, frozen_prefix_length
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
@@ -390,7 +391,7 @@ def test_offline_pretrained_points_to_init_random(tmp_path, toy_file, monkeypatc
     monkeypatch.setattr(convert, "download_openai_gpt2", offline)
     argv = ["--model", "gpt2-small", "--data-file", str(toy_file),
             "--output-dir", str(tmp_path / "out")]  # fmt: skip
-    assert train.cli(argv) == 2
+    assert finetune_main(argv) == 2
     err = capsys.readouterr().err
     assert "--init random" in err and "cannot reach" in err
     assert not (tmp_path / "out").exists()

@@ -3,14 +3,17 @@
 The Python API (``finetune``, ``prepare_data``, ``evaluate``, ``classify``, ``generate``,
 ``convert``, ``push_to_hub``, ``push_space``, ``build_app`` and their ``*Arguments``) lives in
 ``scratchgpt.api`` and is importable from here; it loads on first use, so ``import scratchgpt``
-stays light. (The app's builder is ``build_app``, not ``app``: ``scratchgpt.app`` is its
-subpackage, and a function of the same name would be shadowed once the subpackage is imported.)
+stays light: every script parses its flags (and answers ``--help``) before torch or
+transformers' model code is imported. (The app's builder is ``build_app``, not ``app``:
+``scratchgpt.app`` is its subpackage, and a function of the same name would be shadowed once
+the subpackage is imported.)
+
+The Auto classes (``AutoConfig``, ``AutoModel*``) learn our model when ``scratchgpt.folder`` is
+imported, which everything that loads or saves a model does; elsewhere call
+``scratchgpt.register_auto_classes()`` first, or pass ``trust_remote_code=True``.
 """
 
 __version__ = "0.1.0"
-
-# Importing the package registers the model with transformers' Auto classes.
-from scratchgpt import folder as _folder  # noqa: E402,F401
 
 _API = (
     "AppArguments",
@@ -33,10 +36,14 @@ _API = (
     "push_space",
     "push_to_hub",
 )
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "register_auto_classes", *_API]
 
 
 def __getattr__(name: str):
+    if name == "register_auto_classes":
+        from scratchgpt.folder import register_auto_classes
+
+        return register_auto_classes
     if name in _API:
         from scratchgpt import api
 

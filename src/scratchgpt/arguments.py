@@ -12,6 +12,11 @@ positional argument: switches stay plain ``store_true`` flags.
 Recipe files: ``--config FILE.yaml`` reads field values from a YAML mapping; flags given on the
 command line override them. :func:`save_config` writes the resolved arguments of a run in the
 same format, so ``--config`` of that file reproduces the run.
+
+Fast start: ``--help`` and argument errors must not wait for torch. ``HfArgumentParser``'s module
+needs only the standard library and yaml, but ``from transformers import HfArgumentParser``
+first runs ``transformers/__init__``, which scans the whole package and imports numpy and
+huggingface_hub (~1 s); :func:`_hf_argparser` loads the module itself, under its own name.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
+import importlib.util
 import os
+import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,7 +35,34 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
+
+
+def _hf_argparser() -> types.ModuleType:
+    """``transformers.hf_argparser``, without running ``transformers/__init__`` if it has not run.
+
+    The module is registered as ``transformers.hf_argparser``, so a later ``import transformers``
+    finds this same module (one ``HfArgumentParser`` class). Should a future release give it
+    imports from the package, they simply import ``transformers`` then: slower, still correct.
+    """
+    name = "transformers.hf_argparser"
+    if "transformers" in sys.modules or name in sys.modules:
+        return importlib.import_module(name)
+    package = importlib.util.find_spec("transformers")
+    if package is None or not package.submodule_search_locations:
+        return importlib.import_module(name)  # raises the usual ModuleNotFoundError
+    location = Path(package.submodule_search_locations[0]) / "hf_argparser.py"
+    spec = importlib.util.spec_from_file_location(name, location)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+HfArgumentParser = _hf_argparser().HfArgumentParser
 
 # Field metadata read here rather than passed to argparse.
 GROUP = "group"  # the help group of a field that lives outside its class's group

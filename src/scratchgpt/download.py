@@ -6,7 +6,10 @@ optional size/sha256 match): a file found at ``dest`` is therefore complete and 
 again. An interrupted transfer resumes from the ``.part`` file with an HTTP ``Range`` request.
 
 Failures that mean "no network" (DNS failure, connection refused, unreachable network) are
-raised at once as :class:`DownloadError`: retrying them only makes an offline user wait.
+raised at once as :class:`DownloadError`: retrying them only makes an offline user wait. The
+message says what failed, not what to do: only the caller knows which flag of its own script
+helps (``--init random``, ``--data-file``, ``--checkpoint-dir``). Folders a failed download
+created are removed again when they stay empty (a kept ``.part`` file keeps its folder).
 """
 
 from __future__ import annotations
@@ -68,22 +71,46 @@ def download_file(
     dest = Path(dest)
     if dest.is_file() and _is_complete(dest, expected_size, expected_sha256):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(dest.parent)
     part = dest.with_name(dest.name + ".part")
-    for attempt in range(retries + 1):
-        try:
-            _fetch_into(url, part, timeout=timeout, progress=progress)
-            break
-        except _TransientError as err:
-            if attempt == retries:
-                raise DownloadError(
-                    f"giving up on {url} after {retries + 1} attempts: {err}. "
-                    f"The partial file {part} is kept; running again resumes it."
-                ) from err
-            time.sleep(backoff * 2**attempt)
-    _verify(part, url, expected_size, expected_sha256)
+    try:
+        for attempt in range(retries + 1):
+            try:
+                _fetch_into(url, part, timeout=timeout, progress=progress)
+                break
+            except _TransientError as err:
+                if attempt == retries:
+                    raise DownloadError(
+                        f"giving up on {url} after {retries + 1} attempts: {err}. "
+                        f"The partial file {part} is kept; running again resumes it."
+                    ) from err
+                time.sleep(backoff * 2**attempt)
+        _verify(part, url, expected_size, expected_sha256)
+    except BaseException:
+        _remove_if_empty(created)
+        raise
     os.replace(part, dest)
     return dest
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first."""
+    created = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        created.append(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Undo :func:`_make_parents` where nothing was written (deepest first)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a resumable .part file), or already gone
+            return
 
 
 def _is_complete(path: Path, expected_size: int | None, expected_sha256: str | None) -> bool:
@@ -142,11 +169,7 @@ def _is_offline(reason: object) -> bool:
 
 
 def _offline_message(url: str, reason: object) -> str:
-    return (
-        f"cannot reach {url} ({reason}); this machine seems offline. Download the file on "
-        f"a connected machine and pass its local folder instead (for GPT-2 checkpoints: "
-        f"--checkpoint-dir DIR without --download)."
-    )
+    return f"cannot reach {url} ({reason}): this machine seems offline"
 
 
 def _stream(

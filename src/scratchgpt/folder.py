@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -25,8 +26,9 @@ from transformers import (
     PreTrainedModel,
 )
 
-from scratchgpt.paths import gpt2_bpe_dir, make_readable
+from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir, make_readable
 from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
+from scratchgpt.weight_files import check_weights
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -40,7 +42,6 @@ TASK_CLASSES: dict[str, type[PreTrainedModel]] = {
     "causal-lm": ScratchGPTForCausalLM,
     "base": ScratchGPTModel,
 }
-DEFAULT_MAX_SHARD_SIZE = "2GB"
 
 
 def register_auto_classes() -> None:
@@ -119,11 +120,18 @@ def save_model_folder(
 def load_model_folder(
     folder: str | Path, task: Task = "sequence-classification", **kwargs
 ) -> PreTrainedModel:
-    """Load a model folder with the library's own classes (no remote code needed)."""
+    """Load a model folder with the library's own classes (no remote code needed); damaged or
+    mis-shaped weight files raise ``ModelFolderError`` naming the file."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a model folder: it has no config.json")
-    return TASK_CLASSES[task].from_pretrained(folder, **kwargs)
+    model_class = TASK_CLASSES[task]
+    shell = None
+    if not kwargs:  # overrides (new labels, ...) may change shapes on purpose: files only then
+        with torch.device("meta"):
+            shell = model_class(ScratchGPTConfig.from_pretrained(folder))
+    check_weights(folder, shell)
+    return model_class.from_pretrained(folder, **kwargs)
 
 
 def is_model_folder(path: str | Path) -> bool:

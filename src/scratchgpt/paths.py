@@ -13,6 +13,9 @@ from pathlib import Path
 SHARED_DATA_ENV = "SCRATCHGPT_SHARED_DATA"
 CACHE_ENV = "SCRATCHGPT_CACHE"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Largest model.safetensors before a folder's weights are split into shards (save_pretrained's
+# format). Here rather than in folder.py, so the convert flags know it without importing torch.
+DEFAULT_MAX_SHARD_SIZE = "2GB"
 
 
 def shared_data_dir() -> Path:

@@ -16,7 +16,7 @@ import pytest
 import transformers
 from transformers.models.auto import modeling_auto
 
-import scratchgpt  # noqa: F401  (registers AutoConfig and the AutoModel* classes)
+import scratchgpt.folder  # noqa: F401  (registers AutoConfig and the AutoModel* classes)
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -36,7 +36,7 @@ causal_lm_tester = suite_module("causal_lm_tester")
 
 # Which class is which head, in the tables the suite reads by name (it looks class names up in
 # transformers' MODEL_*_MAPPING_NAMES to decide e.g. which classes get labels or are trained).
-# The Auto classes already know us: importing scratchgpt registers AutoConfig/AutoModel*.
+# The Auto classes already know us: importing scratchgpt.folder registers AutoConfig/AutoModel*.
 HEAD_TABLES = {
     "MODEL_MAPPING_NAMES": ScratchGPTModel,
     "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES": ScratchGPTForCausalLM,

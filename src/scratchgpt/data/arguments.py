@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import arg, as_path, check, check_choices, super_post_init
+from scratchgpt.arguments import (
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    check_choices,
+    super_post_init,
+)
 from scratchgpt.paths import CACHE_ENV
 
 # The readers' FORMATS (data/sources.py), spelled out so that parsing flags does not import
@@ -153,3 +160,14 @@ class PrepareDataArguments(DataArguments):
 
     def _source_fields(self) -> tuple[str, ...]:
         return ("data_file", "dataset")
+
+
+def build_prepare_parser() -> ArgumentParser:
+    """The flags of ``scripts/prepare_data.py`` (plus ``--config``)."""
+    return ArgumentParser(
+        PrepareDataArguments,
+        config=True,
+        prog="prepare_data.py",
+        description="Read labelled text, split it (stratified) into train/validation/test, "
+        "tokenize it with a model folder's vocabulary and save it with save_to_disk.",
+    )

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +37,6 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.arguments import DEFAULT_FRACTIONS, DataArguments, PrepareDataArguments
 from scratchgpt.data.sources import (
     FORMATS,
@@ -66,13 +64,11 @@ __all__ = [
     "TokenizeBatch",
     "DataArguments",
     "PrepareDataArguments",
-    "build_parser",
     "build_prepared",
     "drop_duplicates",
     "length_stats",
     "load_prepared",
     "load_source",
-    "main",
     "prepare_data",
     "prepare_from_args",
     "resolve_model_source",
@@ -300,6 +296,19 @@ class DataSummary:
             )
         return rows
 
+    def skipped_note(self, shown: int = 3) -> str:
+        """One line for the console when ``--on-bad-line skip`` dropped lines: how many, and
+        the first ``shown`` of them (file:line: reason: value); ``""`` when none were."""
+        if not self.bad_lines:
+            return ""
+        count = len(self.bad_lines)
+        more = f"; and {count - shown} more" if count > shown else ""
+        return (
+            f"skipped {count} bad line{'s' if count > 1 else ''} (--on-bad-line skip): "
+            + "; ".join(self.bad_lines[:shown])
+            + more
+        )
+
     def format(self, max_bad_lines: int = 10) -> str:
         """Human-readable summary; token lengths are in tokens after truncation."""
         lines = [
@@ -418,6 +427,8 @@ def load_source(args: DataArguments, policy: BadLinePolicy) -> tuple[Dataset, st
             **columns,
         )
         return raw, f"{args.dataset}[{args.dataset_split}]"
+    if args.data_file and not Path(args.data_file).is_file():
+        raise DataError(f"--data-file {args.data_file}: no such file")
     path = Path(args.data_file) if args.data_file else sms_spam_path(_cache_dir(args))
     raw, _ = read_labelled_file(
         path, file_format=args.format, label_names=names, policy=policy, **columns
@@ -547,27 +558,3 @@ def prepare_data(args: PrepareDataArguments) -> PreparedData:
     prepared = prepare_from_args(args, tokenizer_folder, context_length)
     save_prepared(prepared, args.output_dir, overwrite=args.overwrite)
     return prepared
-
-
-def build_parser() -> ArgumentParser:
-    """The flags of ``scripts/prepare_data.py`` (plus ``--config``)."""
-    return ArgumentParser(
-        PrepareDataArguments,
-        config=True,
-        prog="prepare_data.py",
-        description="Read labelled text, split it (stratified) into train/validation/test, "
-        "tokenize it with a model folder's vocabulary and save it with save_to_disk.",
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``scripts/prepare_data.py``: prepare, save, print the summary; 2 on bad input."""
-    args, _ = build_parser().parse(argv)
-    try:
-        prepared = prepare_data(args)
-    except (DataError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(prepared.summary.format())
-    print(f"saved to {args.output_dir}")
-    return 0

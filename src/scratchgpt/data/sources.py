@@ -132,9 +132,7 @@ def read_table(
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting, restkey="\0extra")
         header = reader.fieldnames or []
-        for column in (text_column, label_column):
-            if column not in header:
-                raise DataError(f"{path}:1: no column {column!r} in the header {header}")
+        _require_columns(f"{path}:1", header, text_column, label_column)
         for row in reader:
             line = reader.line_num
             if "\0extra" in row:
@@ -145,6 +143,17 @@ def read_table(
                 policy(path, line, "label is not valid UTF-8", row[label_column])
             elif _check_text(row[text_column], str(path), line, policy):
                 yield RawRecord(row[text_column], row[label_column].strip(), line)
+
+
+def _require_columns(where: str, found: Sequence[str], text_column: str, label_column: str) -> None:
+    """A header (or Hub dataset) must hold both columns; the error lists what it has and
+    names the flag that picks another column."""
+    for role, column in (("text", text_column), ("label", label_column)):
+        if column not in found:
+            raise DataError(
+                f"{where}: no {role} column {column!r}; the columns are {list(found)}: "
+                f"name the {role} column with --{role}-column COLUMN"
+            )
 
 
 def read_jsonl(
@@ -172,9 +181,10 @@ def _usable_row(
     if not isinstance(row, dict):
         policy(source, line, "not a JSON object", row)
         return False
-    for column in (text_column, label_column):
+    for role, column in (("text", text_column), ("label", label_column)):
         if column not in row:
-            policy(source, line, f"missing column {column!r} (has {sorted(row)})", row)
+            reason = f"no {role} column {column!r} (has {sorted(row)}; --{role}-column names it)"
+            policy(source, line, reason, row)
             return False
     label = row[label_column]
     if isinstance(label, bool) or not isinstance(label, str | int):
@@ -279,9 +289,7 @@ def read_hub_dataset(
     policy = policy or BadLinePolicy()
     source = f"{hub_id}[{split}]"
     raw = _load_hub_split(hub_id, config, split, source)
-    for column in (text_column, label_column):
-        if column not in raw.column_names:
-            raise DataError(f"{source}: no column {column!r} (has {raw.column_names})")
+    _require_columns(source, raw.column_names, text_column, label_column)
     feature = raw.features.get(label_column)
     if label_names is None and isinstance(feature, ClassLabel):
         label_names = feature.names

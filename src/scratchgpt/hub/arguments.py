@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchgpt.arguments import arg, as_path
+from scratchgpt.arguments import ArgumentParser, arg, as_path
 
 
 @dataclass(kw_only=True)
@@ -68,3 +68,13 @@ class SpaceArguments:
         self.model = as_path(self.model)
         if self.dry_run and self.model is None and not self.no_app_check:
             raise ValueError("--dry-run is offline: pass --model FOLDER, a local copy of the model")
+
+
+def build_push_parser() -> ArgumentParser:
+    """The flags of ``scripts/push_to_hub.py``."""
+    return ArgumentParser(
+        PushArguments,
+        prog="push_to_hub.py",
+        description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
+        "to the Hugging Face Hub as one commit, after checking it locally.",
+    )

@@ -18,15 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+from transformers import AutoModelForSequenceClassification
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
@@ -35,6 +34,8 @@ from scratchgpt.hub.card import (
     card_problems,
     render_model_card,
 )
+from scratchgpt.inference.classify import check_folder_weights
+from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
 IGNORE_PATTERNS = [*DEFAULT_IGNORE_PATTERNS, ".*", "**/.*", "*/.*", "__pycache__/*", "*.pyc"]
@@ -154,6 +155,12 @@ def check_folder(
     result.problems += card_issues
     if result.card_generated and card_text is not None:
         result.files = sorted([*result.files, (CARD_FILE, len(card_text.encode("utf-8")))])
+    if not missing:
+        try:  # a damaged weight file is named here, not by a traceback from the load check
+            check_folder_weights(AutoModelForSequenceClassification, folder)
+        except (ModelFolderError, OSError) as err:  # ModelFolderError is a ValueError
+            result.problems.append(str(err))
+            load = False
     if load and not missing:
         try:
             result.load_result = load_check(folder)
@@ -278,45 +285,3 @@ def push_to_hub(args: PushArguments) -> str:
         args.commit_message,
         args.include_logs,
     )
-
-
-def build_push_parser() -> ArgumentParser:
-    """The flags of ``scripts/push_to_hub.py``."""
-    return ArgumentParser(
-        PushArguments,
-        prog="push_to_hub.py",
-        description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
-        "to the Hugging Face Hub as one commit, after checking it locally.",
-    )
-
-
-def push_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
-    parser = build_push_parser()
-    args, _ = parser.parse(argv)
-    try:
-        result = check_push(args)  # printed in full before anything is uploaded
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"push_to_hub.py: error: {err}\n")
-    print(format_check(result, args.repo_id))
-    if not result.ok:
-        print("push_to_hub.py: not pushing: fix the problems above", file=sys.stderr)
-        return 1
-    if args.dry_run:
-        print("dry run: nothing uploaded")
-        return 0
-    try:
-        url = push_folder(
-            args.model,
-            args.repo_id,
-            args.private,
-            args.revision,
-            args.token,
-            args.commit_message,
-            args.include_logs,
-        )
-    except HubPushError as err:
-        print(f"push_to_hub.py: error: {err}", file=sys.stderr)
-        return 1
-    print(f"pushed: {url}")
-    return 0

@@ -5,14 +5,13 @@ The book's ``classify_review`` runs one message at a time, padded to a fixed 120
 (so each batch holds messages of similar length), pads each batch only to its own longest
 message with an attention mask, and returns the results in the input order. The model pools
 the last non-padding token, so padding never changes a prediction. On CPU the linear weights
-are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
+of a large call are packed once for oneDNN for the whole call (``scratchgpt.inference.prepack``).
 ``TextClassifier`` holds a loaded model with these settings: the command line, the Python API
 and the browser app (``scratchgpt.app``) all classify through it.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -23,13 +22,18 @@ from typing import TextIO
 import tiktoken
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.collate import SortedBatchSampler, right_pad
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
+from scratchgpt.weight_files import check_weights
 
 
 class TruncationWarning(UserWarning):
@@ -104,13 +108,15 @@ def predict_probabilities(
     """Class probabilities (N, num_labels), rows in the order of ``token_ids``.
 
     ``prepack`` runs fp32 CPU linears on pre-packed weights (see ``scratchgpt.inference.prepack``):
-    "auto" (default) where it fits in memory, True to insist where supported, False never.
+    "auto" (default) for calls large enough to repay the packing, where it fits in memory; True
+    to insist where supported; False never.
     """
     model.eval()
     device = next(model.parameters()).device
     probs = torch.empty((len(token_ids), model.config.num_labels), dtype=torch.float32)
-    batches = length_sorted_batches([len(row) for row in token_ids], batch_size)
-    with prepacked_linears(model, prepack):
+    lengths = [len(row) for row in token_ids]
+    batches = length_sorted_batches(lengths, batch_size)
+    with prepacked_linears(model, prepack, tokens=sum(lengths)):
         for batch in tqdm(batches, desc="classify", unit="batch", disable=not progress):
             input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_id, device)
             logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -268,6 +274,24 @@ def _download_repo(repo_id: str, revision: str | None, token: str | None) -> Pat
         ) from err
 
 
+def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
+    """The folder's config, once its weight files are known to be complete and shaped as that
+    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
+    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = auto_class.from_config(config, trust_remote_code=True)
+    check_weights(folder, shell)
+    return config
+
+
+def load_with_folder_code(auto_class: type, folder: str | Path) -> PreTrainedModel:
+    """``auto_class.from_pretrained(folder, trust_remote_code=True)`` after
+    :func:`check_folder_weights`."""
+    config = check_folder_weights(auto_class, folder)
+    return auto_class.from_pretrained(folder, config=config, trust_remote_code=True)
+
+
 def load_classifier(
     path_or_repo: str | Path,
     revision: str | None = None,
@@ -280,13 +304,28 @@ def load_classifier(
     ``classify_texts``. A repo id is downloaded (whole snapshot) from the Hub first.
     """
     folder = resolve_model_folder(path_or_repo, revision, token)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    model = load_with_folder_code(AutoModelForSequenceClassification, folder)
     if device is not None:
         model.to(device)
     return model.eval(), folder
 
 
 # ---------------------------------------------------------------- the classify command
+
+
+def decode_lines(data: bytes, origin: str) -> list[str]:
+    """UTF-8 ``data`` split into lines; a byte that is not UTF-8 raises ``ValueError`` naming
+    ``origin``, the line and the column (the codec's message names only a byte offset)."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start : err.start].decode("utf-8")) + 1  # valid up to the error
+        raise ValueError(
+            f"{origin}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not "
+            "UTF-8; save the text as UTF-8"
+        ) from None
 
 
 def read_input_texts(
@@ -300,9 +339,10 @@ def read_input_texts(
     elif input and str(input) != "-":
         if not input.is_file():
             raise FileNotFoundError(f"--input {input}: no such file")
-        lines = input.read_text(encoding="utf-8").splitlines()
+        lines = decode_lines(input.read_bytes(), f"--input {input}")
     elif input or not stdin.isatty():
-        lines = stdin.read().splitlines()
+        buffer = getattr(stdin, "buffer", None)  # bytes, so a bad byte has a line number
+        lines = decode_lines(buffer.read(), "stdin") if buffer else stdin.read().splitlines()
     else:
         raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
     empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]
@@ -333,18 +373,6 @@ def classify(
     )
 
 
-def build_classify_parser() -> ArgumentParser:
-    """The flags of ``scripts/classify.py``; the texts stay positional arguments."""
-    parser = ArgumentParser(
-        ClassifyArguments,
-        prog="classify.py",
-        description="Classify texts with a fine-tuned scratchgpt model folder or Hub repo. "
-        "Texts come from the arguments, from --input (one text a line) or from stdin.",
-    )
-    parser.add_argument("texts", nargs="*", help="texts to classify (quote each one)")
-    return parser
-
-
 def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
     """Aligned table: index, label, score, each class probability, start of the text."""
     names = list(results[0]["scores"])
@@ -358,20 +386,3 @@ def format_results_table(results: Sequence[dict], text_width: int = 60) -> str:
         probs = "  ".join(f"{row['scores'][n]:8.4f}" for n in names)
         lines.append(f"{index:>4}  {row['label']:<{label_width}}  {probs}  {text}")
     return "\n".join(lines)
-
-
-def classify_main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
-    """Entry point of ``scripts/classify.py``; returns the exit status."""
-    parser = build_classify_parser()
-    args, positionals = parser.parse(argv)
-    try:
-        results = classify(args, positionals.texts, stdin)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"classify.py: error: {err}\n")
-    if args.format == "jsonl":
-        for row in results:
-            record = {"text": row["text"], "label": row["label"], "score": row["score"]}
-            print(json.dumps({**record, "scores": row["scores"]}, ensure_ascii=False))
-    else:
-        print(format_results_table(results))
-    return 0

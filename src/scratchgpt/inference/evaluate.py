@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.prepare import prepare_from_args
 from scratchgpt.inference.arguments import EvaluateArguments
 from scratchgpt.inference.classify import (
-    HubDownloadError,
     label_names,
     load_classifier,
     pad_token_id,
@@ -25,27 +24,11 @@ from scratchgpt.inference.classify import (
 )
 from scratchgpt.metrics.report import (
     compute_classification_metrics,
-    format_errors,
-    format_metrics_table,
     most_confident_errors,
     plot_confusion_matrix,
     plot_precision_recall,
 )
 from scratchgpt.paths import make_readable
-
-
-def build_evaluate_parser() -> ArgumentParser:
-    """The flags of ``scripts/evaluate.py`` (the data flags are the trainer's), plus
-    ``--config``."""
-    return ArgumentParser(
-        EvaluateArguments,
-        config=True,
-        prog="evaluate.py",
-        description="Evaluate a fine-tuned classifier folder on a data split: metrics table "
-        "(accuracy, per-class precision/recall/F1, confusion matrix), a confusion-matrix PNG, a "
-        "precision-recall PNG and metrics.json in --output-dir. The data flags are the "
-        "trainer's: pass the same ones (seed, dedupe, balance, fractions) to get its test split.",
-    )
 
 
 def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
@@ -72,6 +55,8 @@ def evaluate(args: EvaluateArguments) -> dict:
     into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
     model, folder = load_classifier(args.model, device=args.device)
     prepared = prepare_from_args(args, folder, int(model.config.context_length))
+    if note := prepared.summary.skipped_note():
+        print(note, file=sys.stderr)
     rows = _select_split(prepared.dataset, args.split)
     names = label_names(model)
     to_model = _model_label_ids(prepared.label_names, names)
@@ -100,21 +85,3 @@ def _write_json_atomically(path: Path, data: dict) -> None:
         handle.write("\n")
     make_readable(tmp)
     os.replace(tmp, path)
-
-
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/evaluate.py``; returns the exit status."""
-    parser = build_evaluate_parser()
-    args, _ = parser.parse(argv)
-    try:
-        metrics = evaluate(args)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"evaluate.py: error: {err}\n")
-    print(format_metrics_table(metrics, title=f"{args.model} — {args.split} split"))
-    if args.errors:
-        print(f"\n{len(metrics['errors'])} most confident mistakes:")
-        print(format_errors(metrics["errors"], metrics["label_names"]))
-    print(
-        f"\nwrote {metrics['output_dir']}/confusion_matrix.png, precision_recall.png, metrics.json"
-    )
-    return 0

@@ -8,17 +8,14 @@ with temperature and top-k otherwise.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.inference.arguments import DEFAULT_PROMPT, GenerateArguments
 from scratchgpt.inference.classify import (
-    HubDownloadError,
+    load_with_folder_code,
     resolve_encoding,
     resolve_model_folder,
 )
@@ -30,7 +27,7 @@ def load_language_model(
 ) -> tuple[PreTrainedModel, Path]:
     """``(model, folder)`` through ``AutoModelForCausalLM`` with the folder's own code."""
     folder = resolve_model_folder(path_or_repo)
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+    model = load_with_folder_code(AutoModelForCausalLM, folder)
     if device is not None:
         model.to(device)
     return model.eval(), folder
@@ -97,31 +94,3 @@ def generate(args: GenerateArguments, prompt: str = DEFAULT_PROMPT) -> list[str]
         args.seed,
         args.num_samples,
     )
-
-
-def build_generate_parser() -> ArgumentParser:
-    """The flags of ``scripts/generate.py``; the prompt stays a positional argument."""
-    parser = ArgumentParser(
-        GenerateArguments,
-        prog="generate.py",
-        description="Continue a prompt with a causal-LM model folder (e.g. converted GPT-2 "
-        "weights): greedy by default, sampling with --temperature/--top-k.",
-    )
-    parser.add_argument(
-        "prompt", nargs="?", default=DEFAULT_PROMPT, help=f"text to continue ('{DEFAULT_PROMPT}')"
-    )
-    return parser
-
-
-def generate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/generate.py``; returns the exit status."""
-    parser = build_generate_parser()
-    args, positionals = parser.parse(argv)
-    try:
-        texts = generate(args, positionals.prompt)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"generate.py: error: {err}\n")
-    for index, text in enumerate(texts, start=1):
-        prefix = f"--- sample {index}\n" if len(texts) > 1 else ""
-        sys.stdout.write(f"{prefix}{text}\n")
-    return 0

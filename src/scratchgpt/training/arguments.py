@@ -45,7 +45,8 @@ def recipe_default_help(name: str) -> str:
 SCHEDULES = ("constant", "linear", "cosine")
 DESCRIPTION = (
     "Fine-tune a from-scratch GPT-2 as a text classifier (book ch. 6 recipe), through "
-    "accelerate: `accelerate launch scripts/finetune.py [flags]`."
+    "accelerate: `python scripts/finetune.py [flags]` (one process) or `accelerate launch "
+    "--config_file configs/accelerate.yaml -q scripts/finetune.py [flags]`."
 )
 
 

@@ -7,10 +7,12 @@ source and to the two kinds of items the trainer batches (token ids, or cached s
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from scratchgpt.data.collate import (
@@ -45,9 +47,9 @@ def model_source(args: FinetuneArguments) -> str | Path:
             return ensure_pretrained_folder(args.model)
         except DownloadError as err:
             raise DownloadError(
-                f"{err}\nCould not fetch OpenAI's {args.model} weights (offline?). Train from "
-                "random weights with --init random, or pass a converted model folder with "
-                "--model DIR (scripts/convert_openai_checkpoint.py makes one)."
+                f"could not fetch OpenAI's {args.model} weights for --init pretrained ({err}). "
+                f"Train from random weights with --init random, or pass a converted model "
+                "folder with --model FOLDER (scripts/convert_openai_checkpoint.py writes one)"
             ) from err
     return args.model
 
@@ -57,7 +59,10 @@ def load_data(args: FinetuneArguments) -> tuple[PreparedData, Path, str | Path]:
     (copied into the output folder) and the resolved model source."""
     source = model_source(args)
     tokenizer_folder, context_length = resolve_model_source(source)
-    return prepare_from_args(args, tokenizer_folder, context_length), tokenizer_folder, source
+    prepared = prepare_from_args(args, tokenizer_folder, context_length)
+    if note := prepared.summary.skipped_note():
+        PartialState().print(note, file=sys.stderr)  # once, from the main process
+    return prepared, tokenizer_folder, source
 
 
 def token_collator(pad_token_id: int, pad_length: int | None = None) -> Callable:

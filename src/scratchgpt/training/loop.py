@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,7 +68,6 @@ from scratchgpt.weights.convert import build_model
 __all__ = [
     "FinetuneArguments",
     "build_parser",
-    "cli",
     "finetune",
     "main",
     "parse_args",
@@ -667,17 +665,3 @@ def reset_accelerate_state() -> None:
 def main(argv: Sequence[str] | None = None) -> dict:
     """``scripts/finetune.py`` without the exit status: flags (and ``--config``) -> metrics."""
     return finetune(parse_args(argv))
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """``scripts/finetune.py``: expected failures (bad data, no network, an occupied run
-    folder) print one clear line and exit 2; anything else keeps its traceback."""
-    from scratchgpt.data.prepare import DataError
-    from scratchgpt.download import DownloadError
-
-    try:
-        main(argv)
-    except (DataError, DownloadError, SetupError, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import arg, as_path, check, check_choices
-from scratchgpt.folder import DEFAULT_MAX_SHARD_SIZE
-from scratchgpt.paths import CACHE_ENV
+from scratchgpt.arguments import ArgumentParser, arg, as_path, check, check_choices
+from scratchgpt.paths import CACHE_ENV, DEFAULT_MAX_SHARD_SIZE
+
+SANITY_PROMPT = "Every effort moves you"
 
 
 def comma_list(text: str | list[str]) -> list[str]:
@@ -82,3 +83,14 @@ class ConvertArguments:
             raise ValueError("--num-labels and --labels are alternatives: pass one")
         if self.num_labels is not None:
             check(self.num_labels >= 1, "num_labels", self.num_labels, "be >= 1")
+
+
+def build_convert_parser() -> ArgumentParser:
+    """The flags of ``scripts/convert_openai_checkpoint.py``."""
+    return ArgumentParser(
+        ConvertArguments,
+        prog="convert_openai_checkpoint.py",
+        description="Convert GPT-2 weights (OpenAI TensorFlow checkpoint, transformers GPT-2 "
+        "folder, or the book's GPTModel state_dict) into a scratchgpt model folder, then print a "
+        f"greedy continuation of {SANITY_PROMPT!r} as a sanity check.",
+    )

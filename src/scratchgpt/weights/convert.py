@@ -12,14 +12,12 @@ trainer (``ensure_pretrained_folder``) and holds the command line of
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Literal
 
 import torch
 from transformers import PreTrainedModel
 
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.download import DownloadError, download_openai_gpt2
 from scratchgpt.folder import (
     DEFAULT_MAX_SHARD_SIZE,
@@ -40,7 +38,7 @@ from scratchgpt.tokenizer import (
     read_bpe,
     tokenizer_files_present,
 )
-from scratchgpt.weights.arguments import ConvertArguments
+from scratchgpt.weights.arguments import SANITY_PROMPT, ConvertArguments
 from scratchgpt.weights.sources import (
     SIZE_TO_PRESET,
     ConversionError,
@@ -49,15 +47,11 @@ from scratchgpt.weights.sources import (
     detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.weights.convert.detect_format)
     read_source,
 )
-from scratchgpt.weights.tf_checkpoint import CheckpointError
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
 )
-
-SANITY_PROMPT = "Every effort moves you"
-
 
 # --- model and folder -----------------------------------------------------------------------
 
@@ -309,17 +303,6 @@ def _causal_lm_sharing(model: ScratchGPTForSequenceClassification) -> ScratchGPT
 # --- command line ---------------------------------------------------------------------------
 
 
-def build_parser() -> ArgumentParser:
-    """The flags of ``scripts/convert_openai_checkpoint.py``."""
-    return ArgumentParser(
-        ConvertArguments,
-        prog="convert_openai_checkpoint.py",
-        description="Convert GPT-2 weights (OpenAI TensorFlow checkpoint, transformers GPT-2 "
-        "folder, or the book's GPTModel state_dict) into a scratchgpt model folder, then print a "
-        f"greedy continuation of {SANITY_PROMPT!r} as a sanity check.",
-    )
-
-
 def _check_size(model: torch.nn.Module, size: str) -> None:
     preset = PRESETS[SIZE_TO_PRESET[size]]
     config = model.config
@@ -336,7 +319,13 @@ def _input_path(args: ConvertArguments) -> Path:
         if args.model_size is None:
             raise ConversionError("--download needs --model-size (124M, 355M, 774M or 1558M)")
         dest = args.checkpoint_dir or default_cache_dir() / "openai" / args.model_size
-        return download_openai_gpt2(args.model_size, dest)
+        try:
+            return download_openai_gpt2(args.model_size, dest)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}. Fetch OpenAI's {args.model_size} files on a connected machine, then "
+                "convert them with --checkpoint-dir DIR (without --download)"
+            ) from err
     if args.checkpoint_dir is None:
         raise ConversionError("pass the input with --checkpoint-dir, or fetch it with --download")
     return args.checkpoint_dir
@@ -364,15 +353,3 @@ def run(args: ConvertArguments) -> Path:
     if not args.no_sample:
         print(f"greedy sample: {sample_generation(model, folder)!r}")
     return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args, _ = build_parser().parse(argv)
-    try:
-        run(args)
-    except (ConversionError, CheckpointError, DownloadError, ValueError, OSError) as err:
-        # Expected failures (bad input, bad config values, no network, disk) as one line.
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0

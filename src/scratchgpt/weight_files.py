@@ -1,0 +1,57 @@
+"""The safetensors files of a model folder, checked before a load so a damaged one is named.
+
+``from_pretrained`` on a truncated ``model.safetensors`` ends in a ``SafetensorError`` traceback,
+and on a tensor of the wrong shape it logs a table and raises a ``RuntimeError`` that names
+neither file nor tensor. :func:`check_weights` reads only the files' headers (milliseconds, no
+tensor data): each file must be complete, and each tensor must have the shape the model
+expects, given a ``meta``-device instance of the class about to load (no memory allocated).
+This module imports no model code, so inference does not pay for the library's own classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+
+class ModelFolderError(ValueError):
+    """A model folder's files cannot make the model its config.json describes."""
+
+
+def weight_files(folder: str | Path) -> list[Path]:
+    """The folder's ``*.safetensors`` files (one, or the shards of an index), sorted."""
+    return sorted(Path(folder).glob("*.safetensors"))
+
+
+def read_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header; a short or foreign file raises
+    :class:`ModelFolderError` naming it."""
+    try:
+        with safe_open(file, framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        size = file.stat().st_size if file.exists() else 0
+        raise ModelFolderError(
+            f"{file} is damaged (truncated or not a safetensors file, {size:,} bytes): {err}. "
+            "Copy or write the model folder again"
+        ) from err
+
+
+def check_weights(folder: str | Path, model: torch.nn.Module | None = None) -> None:
+    """Raise :class:`ModelFolderError` unless every weight file of ``folder`` is complete and,
+    given ``model``, every tensor that ``model`` also has matches its shape."""
+    expected = {}
+    if model is not None:
+        expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    for file in weight_files(folder):
+        shapes = read_shapes(file)
+        wrong = [name for name, shape in shapes.items() if expected.get(name, shape) != shape]
+        if wrong:
+            name = wrong[0]
+            more = f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else ""
+            raise ModelFolderError(
+                f"{file}: tensor {name!r} has shape {list(shapes[name])}, but the model that "
+                f"{Path(folder) / 'config.json'} describes needs {list(expected[name])}{more}"
+            )
