@@ -3,7 +3,7 @@
 python scripts/app.py --model outputs/sms-spam      # then open http://127.0.0.1:7860
 """
 
-from scratchgpt.app import app_main
+from scratchgpt.cli import app_main
 
 if __name__ == "__main__":
     raise SystemExit(app_main())

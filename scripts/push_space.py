@@ -4,7 +4,7 @@
         --model outputs/sms-spam --dry-run
 """
 
-from scratchgpt.hub.space import space_main
+from scratchgpt.cli import push_space_main
 
 if __name__ == "__main__":
-    raise SystemExit(space_main())
+    raise SystemExit(push_space_main())

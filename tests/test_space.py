@@ -14,8 +14,9 @@ import pytest
 from huggingface_hub import SpaceCard
 
 from scratchgpt import SpaceArguments, push_space
+from scratchgpt.cli import push_space_main
 from scratchgpt.hub.push import HubPushError
-from scratchgpt.hub.space import MODEL_ENV, space_main, write_space
+from scratchgpt.hub.space import MODEL_ENV, write_space
 from scratchgpt.paths import REPO_ROOT
 
 SPACE, MODEL_REPO = "me/toy-spam-demo", "me/toy-spam"
@@ -48,7 +49,7 @@ def test_space_files_load_the_model_repo_with_the_library_beside_them(tmp_path):
 
 @pytest.mark.slow
 def test_dry_run_starts_the_space_app_from_its_own_folder(trained_classifier_dir, capsys):
-    code = space_main(["--space", SPACE, "--model-repo", MODEL_REPO,
+    code = push_space_main(["--space", SPACE, "--model-repo", MODEL_REPO,
                        "--model", str(trained_classifier_dir), "--dry-run"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out

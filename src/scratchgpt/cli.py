@@ -15,9 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from scratchgpt.app.arguments import build_app_parser
 from scratchgpt.arguments import ArgumentParser
 from scratchgpt.data.arguments import build_prepare_parser
-from scratchgpt.hub.arguments import build_push_parser
+from scratchgpt.hub.arguments import build_push_parser, build_space_parser
 from scratchgpt.inference.arguments import (
     build_classify_parser,
     build_evaluate_parser,
@@ -177,4 +178,39 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
         finetune(args)
     except (*expected, FileNotFoundError) as err:
         return fail(parser, err)
+    return 0
+
+
+def app_main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/app.py``: load the model once, then serve the page until interrupted."""
+    parser = build_app_parser()
+    args, _ = parser.parse(argv)  # before gradio or the model load: --help is instant
+    from scratchgpt.app import build_app, launch
+    from scratchgpt.inference.classify import HubDownloadError
+
+    try:
+        demo = build_app(args)
+    except (ValueError, FileNotFoundError, HubDownloadError) as err:
+        return fail(parser, err)
+    launch(demo, args)
+    return 0
+
+
+def push_space_main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/push_space.py``: write the Space, start its app locally, then upload it."""
+    parser = build_space_parser()
+    args, _ = parser.parse(argv)
+    import subprocess
+
+    from scratchgpt.hub.push import HubPushError
+    from scratchgpt.hub.space import push_space
+
+    try:
+        url = push_space(args, report=True)
+    except (ValueError, FileNotFoundError) as err:
+        return fail(parser, err)
+    except (HubPushError, subprocess.TimeoutExpired) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    print("dry run: nothing uploaded" if args.dry_run else f"pushed: {url}")
     return 0

@@ -2,8 +2,8 @@
 
 ``arguments`` (flags), ``attribution`` (which words decided), ``service`` (the loaded model and
 the answers, no page), ``ui`` (the gradio page). Importing this package does not import gradio:
-``build_app`` and ``app_main`` load it when called, so ``--help`` answers at once and the rest
-of the library works without the ``app`` extra installed.
+``build_app`` loads it when called, so ``scripts/app.py --help`` (``scratchgpt.cli.app_main``)
+answers at once and the rest of the library works without the ``app`` extra installed.
 
     from scratchgpt import AppArguments, build_app
 
@@ -12,15 +12,14 @@ of the library works without the ``app`` extra installed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from scratchgpt.app.arguments import AppArguments, build_app_parser
+from scratchgpt.app.arguments import AppArguments
 
 if TYPE_CHECKING:
     import gradio as gr
 
-__all__ = ["AppArguments", "app_main", "build_app", "launch"]
+__all__ = ["AppArguments", "build_app", "launch"]
 
 
 def build_app(args: AppArguments) -> gr.Blocks:
@@ -45,17 +44,3 @@ def launch(demo: gr.Blocks, args: AppArguments, block: bool = True) -> gr.Blocks
         css=CSS,
     )
     return demo
-
-
-def app_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/app.py``; returns the exit status."""
-    parser = build_app_parser()
-    args, _ = parser.parse(argv)  # before gradio or the model load: --help is instant
-    from scratchgpt.inference.classify import HubDownloadError
-
-    try:
-        demo = build_app(args)
-    except (ValueError, FileNotFoundError, HubDownloadError) as err:
-        parser.exit(2, f"app.py: error: {err}\n")
-    launch(demo, args)
-    return 0

@@ -78,3 +78,13 @@ def build_push_parser() -> ArgumentParser:
         description="Upload a fine-tuned model folder (weights, code, tokenizer, card, plots) "
         "to the Hugging Face Hub as one commit, after checking it locally.",
     )
+
+
+def build_space_parser() -> ArgumentParser:
+    """The flags of ``scripts/push_space.py``."""
+    return ArgumentParser(
+        SpaceArguments,
+        prog="push_space.py",
+        description="Create (or update) a Gradio Space on the Hugging Face Hub that demonstrates "
+        "a model repo with scratchgpt's browser app, after starting that app locally.",
+    )

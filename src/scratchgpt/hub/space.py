@@ -33,7 +33,6 @@ from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import Requirement
 
 import scratchgpt_modeling
-from scratchgpt.arguments import ArgumentParser
 from scratchgpt.hub.arguments import SpaceArguments
 from scratchgpt.hub.push import HubPushError, human_size, write_token
 
@@ -251,28 +250,3 @@ def format_files(files: Sequence[tuple[str, int]], space: str) -> str:
         label = f"{package}/ ({len(inside)} files)"
         lines.append(f"  {label:<{width}}  {human_size(sum(inside)):>10}")
     return "\n".join(lines)
-
-
-def build_space_parser() -> ArgumentParser:
-    """The flags of ``scripts/push_space.py``."""
-    return ArgumentParser(
-        SpaceArguments,
-        prog="push_space.py",
-        description="Create (or update) a Gradio Space on the Hugging Face Hub that demonstrates "
-        "a model repo with scratchgpt's browser app, after starting that app locally.",
-    )
-
-
-def space_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/push_space.py``; returns the exit status."""
-    parser = build_space_parser()
-    args, _ = parser.parse(argv)
-    try:
-        url = push_space(args, report=True)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"push_space.py: error: {err}\n")
-    except (HubPushError, subprocess.TimeoutExpired) as err:
-        print(f"push_space.py: error: {err}", file=sys.stderr)
-        return 1
-    print("dry run: nothing uploaded" if args.dry_run else f"pushed: {url}")
-    return 0
