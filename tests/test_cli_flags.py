@@ -24,7 +24,18 @@ ADDED = {"finetune.py": {"--config"}, "prepare_data.py": {"--config"}, "evaluate
 # Issue 11: finetune's recipe defaults follow --init (the book's for pre-trained weights, a
 # measured one for random weights), so the flags default to "unset" and --recipe resolves them.
 ADDED["finetune.py"] |= {"--recipe"}
-RECIPE_DEFAULTS = {"finetune.py": {"--trainable", "--pooling", "--lr", "--epochs"}}
+RECIPE_DEFAULTS = {
+    "finetune.py": {
+        "--model",
+        "--trainable",
+        "--pooling",
+        "--lr",
+        "--epochs",
+        "--batch-size",
+        "--lr-schedule",
+        "--warmup-steps",
+    }  # fmt: skip
+}
 
 
 def parser_of(script: str, monkeypatch) -> argparse.ArgumentParser:

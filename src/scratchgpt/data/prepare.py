@@ -476,10 +476,15 @@ def resolve_model_source(model: str | Path) -> tuple[Path, int]:
     folder = Path(model)
     if folder.is_dir():
         return folder, _folder_context_length(folder)
-    from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
+    from scratchgpt_modeling.configuration_scratchgpt import (
+        PRESETS,
+        SCRATCH_PRESETS,
+        ScratchGPTConfig,
+    )
 
-    if str(model) not in PRESETS:
-        raise DataError(f"--model {model!r} is neither a folder nor a preset {sorted(PRESETS)}")
+    shapes = [*PRESETS, *SCRATCH_PRESETS]  # every shape has GPT-2's vocabulary
+    if str(model) not in shapes:
+        raise DataError(f"--model {model!r} is neither a folder nor a preset {shapes}")
     return gpt2_bpe_dir(), ScratchGPTConfig.from_preset(str(model)).context_length
 
 

@@ -31,10 +31,28 @@ TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
 # measurement on the validation split (benchmarks/recipe_search.py; README: "Choosing the
 # recipe for random weights").
 RECIPES: dict[str, dict[str, object]] = {
-    "book": {"trainable": "last_block", "pooling": "last", "lr": 5e-5, "epochs": 5},
-    "from-scratch": {"trainable": "last_block", "pooling": "last", "lr": 5e-5, "epochs": 5},
+    "book": {
+        "model": "gpt2-small",
+        "trainable": "last_block",
+        "pooling": "last",
+        "lr": 5e-5,
+        "epochs": 5,
+        "batch_size": 8,
+        "lr_schedule": "constant",
+        "warmup_steps": 0,
+    },
+    "from-scratch": {
+        "model": "gpt2-mini",
+        "trainable": "all",
+        "pooling": "mean",
+        "lr": 1e-3,
+        "epochs": 6,
+        "batch_size": 32,
+        "lr_schedule": "cosine",
+        "warmup_steps": 50,
+    },
 }
-RECIPE_FIELDS = ("trainable", "pooling", "lr", "epochs")
+RECIPE_FIELDS = tuple(RECIPES["book"])
 
 
 def recipe_default_help(name: str) -> str:
@@ -54,7 +72,11 @@ DESCRIPTION = (
 class ModelArguments:
     _argument_group_name = "model"
 
-    model: str = arg("gpt2-small", "preset (gpt2-small|medium|large|xl) or a model folder")
+    model: str | None = arg(
+        None,
+        "preset (gpt2-small|medium|large|xl with OpenAI's weights; gpt2-mini, 4 blocks x 256, "
+        f"for --init random only) or a model folder ({recipe_default_help('model')})",
+    )
     init: Literal["pretrained", "random"] = arg(
         "pretrained",
         "pretrained: OpenAI weights (downloaded and converted once); "
@@ -85,7 +107,8 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
-        self.model = str(self.model)
+        if self.model is not None:
+            self.model = str(self.model)
         check(self.lora_r >= 1, "lora_r", self.lora_r, "be >= 1")
         check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "be in [0, 1)")
         super_post_init(self, ModelArguments)
@@ -98,20 +121,24 @@ class OptimizationArguments:
     epochs: int | None = arg(
         None, f"passes over the training split ({recipe_default_help('epochs')})"
     )
-    batch_size: int = arg(
-        8,
+    batch_size: int | None = arg(
+        None,
         "global batch size, split evenly across processes, so results do "
-        "not depend on how many processes run",
+        f"not depend on how many processes run ({recipe_default_help('batch_size')})",
     )
     gradient_accumulation_steps: int = arg(
         1, "batches per optimizer step (effective batch = batch size x this)"
     )
     lr: float | None = arg(None, f"AdamW peak learning rate ({recipe_default_help('lr')})")
     weight_decay: float = arg(0.1, "AdamW weight decay")
-    lr_schedule: Literal["constant", "linear", "cosine"] = arg(
-        "constant", "after warmup: constant (the book), linear or cosine decay to 0"
+    lr_schedule: Literal["constant", "linear", "cosine"] | None = arg(
+        None,
+        "after warmup: constant, linear or cosine decay to 0 "
+        f"({recipe_default_help('lr_schedule')})",
     )
-    warmup_steps: int = arg(0, "linear warmup steps")
+    warmup_steps: int | None = arg(
+        None, f"linear warmup steps ({recipe_default_help('warmup_steps')})"
+    )
     max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
     mixed_precision: Literal["no", "bf16", "fp16"] | None = arg(
         None,
@@ -235,10 +262,11 @@ class FinetuneArguments(
 
     recipe: Literal["auto", "book", "from-scratch"] = arg(
         "auto",
-        "the defaults of --trainable, --pooling, --lr and --epochs (flags given override "
-        "them): book = the book's chapter-6 recipe for pre-trained weights; from-scratch = "
-        "the recipe measured for random weights; auto = book with --init pretrained, "
-        "from-scratch with --init random",
+        "the defaults of --model, --trainable, --pooling, --lr, --epochs, --batch-size, "
+        "--lr-schedule and --warmup-steps (flags given override them): book = the book's "
+        "chapter-6 recipe for pre-trained weights; from-scratch = the recipe measured for "
+        "random weights (README: 'Choosing the recipe for random weights'); auto = book with "
+        "--init pretrained, from-scratch with --init random",
         group="model",
     )
     # One seed for weights, data and batch order; its help is training's, in its group.

@@ -47,7 +47,7 @@ from scratchgpt.weights.sources import (
     detect_format,  # noqa: F401  (part of the conversion API: scratchgpt.weights.convert.detect_format)
     read_source,
 )
-from scratchgpt_modeling.configuration_scratchgpt import PRESETS, ScratchGPTConfig
+from scratchgpt_modeling.configuration_scratchgpt import PRESETS, SCRATCH_PRESETS, ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
@@ -244,15 +244,21 @@ def build_model(
     """
     torch.manual_seed(seed)
     name = str(model)
-    if name in PRESETS and init == "random":
+    if (name in PRESETS or name in SCRATCH_PRESETS) and init == "random":
         return TASK_CLASSES[task](ScratchGPTConfig.from_preset(name, **config_overrides))
+    if name in SCRATCH_PRESETS:
+        raise ValueError(
+            f"--model {name} has no released weights (a shape for --init random); "
+            f"pretrained presets: {', '.join(PRESETS)}"
+        )
     if name in PRESETS:
         folder = ensure_pretrained_folder(name)
     elif is_model_folder(name):
         folder = Path(name)
     else:
         raise ValueError(
-            f"--model {name!r} is neither a preset ({', '.join(PRESETS)}) nor a model folder "
+            f"--model {name!r} is neither a preset ({', '.join([*PRESETS, *SCRATCH_PRESETS])}) "
+            "nor a model folder "
             "(a directory with config.json)"
         )
     if init == "random":
