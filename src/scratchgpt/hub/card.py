@@ -287,6 +287,9 @@ def without_local_paths(args: Mapping) -> dict:
     for key in PATH_KEYS:
         if isinstance(public.get(key), str):
             public[key] = Path(public[key]).name
+    best = public.get("best")
+    if isinstance(best, dict) and isinstance(best.get("checkpoint"), str):
+        public["best"] = {**best, "checkpoint": Path(best["checkpoint"]).name}
     # --model is a preset, a Hub id or a folder: only a folder is cut.
     if isinstance(public.get("model"), str) and _is_local_path(public["model"]):
         public["model"] = Path(public["model"]).name

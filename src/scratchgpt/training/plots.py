@@ -57,11 +57,11 @@ def plot_series(
     ax1.set_xlabel("Epochs")
     ax1.set_ylabel(ylabel)
     ax1.legend(fontsize=7)
-    ax1.set_title(title, fontsize=9)
     ax2 = ax1.twiny()
     ax2.plot(examples_at[1], [series[0].values[0]] * len(examples_at[1]), alpha=0)
     ax2.set_xlim(*_matching_limits(ax1.get_xlim(), examples_at))
     ax2.set_xlabel("Examples seen")
+    fig.suptitle(title, fontsize=10, fontweight="bold")  # above the top axis, not on it
     fig.tight_layout()
     paths = [output_stem.with_suffix(".png"), output_stem.with_suffix(".pdf")]
     for path in paths:
