@@ -172,7 +172,8 @@ def book_loaders(data_file: Path) -> tuple[DataLoader, DataLoader]:
 
 
 def our_flags(data_file: Path, output_dir: Path, *extra: str) -> list[str]:
-    return ["--model", "gpt2-small", "--init", "random", "--data-file", str(data_file),
+    return ["--model", "gpt2-small", "--init", "random", "--recipe", "book",
+            "--data-file", str(data_file),
             "--balance", "undersample", "--keep-duplicates", "--output-dir", str(output_dir),
             "--overwrite", *extra]  # fmt: skip
 

@@ -136,6 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = FinetuneArguments(
             init="random",
+            recipe="book",  # gpt2-small's shape, batches of --batch-size; candidates set the rest
             data_file=str(args.data_file),
             trainable="last_two_blocks",  # cache blocks 0..9: every candidate fits on top
             batch_size=args.batch_size,
