@@ -23,7 +23,7 @@ BEFORE = json.loads((Path(__file__).parent / "fixtures" / "cli_flags.json").read
 ADDED = {"finetune.py": {"--config"}, "prepare_data.py": {"--config"}, "evaluate.py": {"--config"}}
 # Issue 11: finetune's recipe defaults follow --init (the book's for pre-trained weights, a
 # measured one for random weights), so the flags default to "unset" and --recipe resolves them.
-ADDED["finetune.py"] |= {"--recipe"}
+ADDED["finetune.py"] |= {"--recipe", "--class-weights"}
 RECIPE_DEFAULTS = {
     "finetune.py": {
         "--model",

@@ -46,3 +46,23 @@ def test_scratch_shape_has_no_pretrained_weights():
         build_model("gpt2-mini", init="pretrained")
     model = build_model("gpt2-mini", init="random", num_labels=2)
     assert (model.config.n_layers, model.config.emb_dim) == (4, 256)
+
+
+def test_balanced_class_weights_weigh_the_rare_class():
+    import torch
+
+    from scratchgpt.training.prefix_cache import ClassifierTrainingModule
+    from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = ScratchGPTForSequenceClassification(tiny_config(num_labels=2))
+    ids, labels = torch.randint(0, 50000, (6, 5)), torch.tensor([0, 0, 0, 0, 0, 1])
+    weights = torch.tensor([6 / (2 * 5), 6 / (2 * 1)])
+    plain = ClassifierTrainingModule(model)(input_ids=ids, labels=labels)
+    weighted = ClassifierTrainingModule(model, class_weights=weights)(input_ids=ids, labels=labels)
+    expected = torch.nn.functional.cross_entropy(weighted.logits, labels, weight=weights)
+    torch.testing.assert_close(weighted.loss, expected)
+    assert not torch.allclose(weighted.loss, plain.loss)
+    module = ClassifierTrainingModule(model, class_weights=weights)
+    assert "class_weights" not in module.state_dict()  # checkpoints do not depend on it

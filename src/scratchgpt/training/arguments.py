@@ -140,6 +140,11 @@ class OptimizationArguments:
         None, f"linear warmup steps ({recipe_default_help('warmup_steps')})"
     )
     max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
+    class_weights: Literal["none", "balanced"] = arg(
+        "none",
+        "weigh the training loss per class: balanced = n / (classes x class count), so a rare "
+        "class counts as much as a common one (reported losses stay unweighted)",
+    )
     mixed_precision: Literal["no", "bf16", "fp16"] | None = arg(
         None,
         "autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "

@@ -163,7 +163,8 @@ def make_training_module(
     if not reason and needed > args.prefix_cache_max_gb * 2**30:
         reason = f"it would need {needed / 2**30:.1f} GiB (> --prefix-cache-max-gb)"
     if reason:
-        return ClassifierTrainingModule(model, 0), dict(data.dataset), f"off: {reason}"
+        module = ClassifierTrainingModule(model, 0, class_weights(args, data))
+        return module, dict(data.dataset), f"off: {reason}"
     model.to(accelerator.device)
     datasets = {}
     # Counted in tokens: messages are run shortest first, so a count of messages would
@@ -176,7 +177,17 @@ def make_training_module(
             cache = build_prefix_cache(model, part["input_ids"], start, accelerator, progress=bar)
             datasets[split] = CachedSplit(cache, part["label"])
     note = f"on: blocks 0..{start - 1} run once per message ({needed / 2**20:.0f} MiB)"
-    return ClassifierTrainingModule(model, start), datasets, note
+    return ClassifierTrainingModule(model, start, class_weights(args, data)), datasets, note
+
+
+def class_weights(args: FinetuneArguments, data) -> torch.Tensor | None:
+    """``--class-weights balanced``: n / (classes x count), as scikit-learn's "balanced", so a
+    rare class (spam: 13% of SMS) weighs as much in the loss as a common one."""
+    if args.class_weights == "none":
+        return None
+    labels = torch.tensor(data.dataset["train"]["label"])
+    counts = torch.bincount(labels, minlength=len(data.label_names)).clamp(min=1).float()
+    return len(labels) / (len(counts) * counts)
 
 
 # ----------------------------------------------------------------------------- setup

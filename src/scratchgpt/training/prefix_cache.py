@@ -33,10 +33,15 @@ class ClassifierTrainingModule(nn.Module):
     depend on whether the cache was on.
     """
 
-    def __init__(self, model: nn.Module, start_block: int = 0) -> None:
+    def __init__(
+        self, model: nn.Module, start_block: int = 0, class_weights: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.start_block = start_block
+        # --class-weights: the training loss weighs each class (a buffer, so it follows the
+        # module to its device; not persistent, so checkpoints do not depend on it).
+        self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(
         self,
@@ -46,10 +51,16 @@ class ClassifierTrainingModule(nn.Module):
         hidden_states: torch.Tensor | None = None,
     ):
         if hidden_states is None:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-        return self.model.forward_from_block(
-            hidden_states, self.start_block, attention_mask=attention_mask, labels=labels
-        )
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        else:
+            out = self.model.forward_from_block(
+                hidden_states, self.start_block, attention_mask=attention_mask, labels=labels
+            )
+        if self.class_weights is not None and labels is not None:
+            out.loss = nn.functional.cross_entropy(
+                out.logits.float(), labels, weight=self.class_weights
+            )
+        return out
 
 
 def base_classifier(model: nn.Module) -> nn.Module:
