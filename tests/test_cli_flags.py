@@ -34,7 +34,8 @@ RECIPE_DEFAULTS = {
         "--batch-size",
         "--lr-schedule",
         "--warmup-steps",
-    }  # fmt: skip
+        "--drop-rate",
+    }
 }
 
 

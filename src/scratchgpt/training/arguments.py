@@ -40,6 +40,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "batch_size": 8,
         "lr_schedule": "constant",
         "warmup_steps": 0,
+        "drop_rate": 0.0,
     },
     "from-scratch": {
         "model": "gpt2-mini",
@@ -50,6 +51,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "batch_size": 32,
         "lr_schedule": "cosine",
         "warmup_steps": 50,
+        "drop_rate": 0.1,
     },
 }
 RECIPE_FIELDS = tuple(RECIPES["book"])
@@ -96,9 +98,10 @@ class ModelArguments:
         "classify from the last real token or the mean of real tokens "
         f"({recipe_default_help('pooling')})",
     )
-    drop_rate: float = arg(
-        0.0,
-        "dropout in the model (the book fine-tunes with 0.0); >0 turns the frozen-prefix cache off",
+    drop_rate: float | None = arg(
+        None,
+        "dropout in the model; >0 turns the frozen-prefix cache off "
+        f"({recipe_default_help('drop_rate')})",
     )
     gradient_checkpointing: bool = arg(
         False,
