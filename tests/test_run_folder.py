@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from scratchgpt.cli import finetune_main
 from scratchgpt.training import loop as train
 from scratchgpt.training.run_folder import (
     COMPLETED,
@@ -95,9 +96,10 @@ def test_a_second_run_into_a_busy_run_folder_stops_at_once_naming_the_first(
     monkeypatch.setattr(train, "load_model_and_data", no_loading)
     argv = flags(tmp_path, model_dir, toy_file, "out")
     with lock_held_elsewhere(tmp_path / "out.run") as first:
-        assert train.cli(argv) == 2
+        assert finetune_main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: --run-dir {tmp_path / 'out.run'} is in use by another run")
+        busy = f"finetune.py: error: --run-dir {tmp_path / 'out.run'} is in use by another run"
+        assert err.startswith(busy)
         assert err.count("\n") == 1  # one line
         assert f"(pid {first.pid} on {socket.gethostname()}, started 20" in err
         assert f" -c {tmp_path / 'out.run'}" in err  # its command
@@ -147,13 +149,15 @@ def test_unwritable_locations_are_refused_before_training(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     base = flags(tmp_path, model_dir, toy_file, "out")
-    assert train.cli([*base, "--output-dir", str(blocker / "out")]) == 2
+    assert finetune_main([*base, "--output-dir", str(blocker / "out")]) == 2
     assert capsys.readouterr().err == (
-        f"error: --output-dir {blocker / 'out'}: cannot write in {blocker} (not a directory)\n"
+        f"finetune.py: error: --output-dir {blocker / 'out'}: "
+        f"cannot write in {blocker} (not a directory)\n"
     )
-    assert train.cli([*base, "--run-dir", str(blocker / "run")]) == 2
+    assert finetune_main([*base, "--run-dir", str(blocker / "run")]) == 2
     assert capsys.readouterr().err == (
-        f"error: --run-dir {blocker / 'run'}: cannot write in {blocker} (not a directory)\n"
+        f"finetune.py: error: --run-dir {blocker / 'run'}: "
+        f"cannot write in {blocker} (not a directory)\n"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # nothing made
 
@@ -227,8 +231,9 @@ def test_a_finished_job_reruns_without_flags_and_cleans_leftovers(
 def test_keep_checkpoints_keeps_one_checkpoint_without_the_frozen_weights(
     tmp_path, model_dir, toy_file, capsys
 ):
-    argv = flags(tmp_path, model_dir, toy_file, "out", "--init", "random", "--epochs", "2",
-                 "--keep-checkpoints")  # fmt: skip
+    # The book's recipe (last block trainable) over random weights: frozen weights to leave out.
+    argv = flags(tmp_path, model_dir, toy_file, "out", "--init", "random", "--recipe", "book",
+                 "--epochs", "2", "--keep-checkpoints")  # fmt: skip
     train.main(argv)
     run_dir = tmp_path / "out.run"
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
@@ -244,7 +249,7 @@ def test_keep_checkpoints_keeps_one_checkpoint_without_the_frozen_weights(
     assert folder_bytes(checkpoint) < 4 * parameters["total"] / 10
     # The frozen weights are rebuilt from --seed on resume: another seed is refused.
     fresh_accelerate_state_now()
-    assert train.cli([*argv, "--seed", "7", "--resume-from-checkpoint", "latest"]) == 2
+    assert finetune_main([*argv, "--seed", "7", "--resume-from-checkpoint", "latest"]) == 2
     err = capsys.readouterr().err
     assert "was trained on top of other frozen weights than this run built" in err
     assert not (run_dir / LOCK_FILE).exists()  # the failed resume released the lock

@@ -305,7 +305,7 @@ def test_an_interrupted_run_asks_to_resume_or_overwrite(
     monkeypatch.setattr(train, "after_step", real_after_step)
     fresh_accelerate_state_now()
     capsys.readouterr()  # the crashed run's progress bars
-    assert train.cli(args) == 2
+    assert finetune_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds checkpoints of an interrupted run" in err
     assert "--resume-from-checkpoint latest" in err and "--overwrite" in err
