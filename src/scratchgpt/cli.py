@@ -105,7 +105,7 @@ def push_main(argv: Sequence[str] | None = None) -> int:
     """``scripts/push_to_hub.py``: the local check in full, then one upload commit."""
     parser = build_push_parser()
     args, _ = parser.parse(argv)
-    from scratchgpt.hub.push import HubPushError, check_push, format_check, push_folder
+    from scratchgpt.hub.push import HubPushError, check_push, format_check, upload
 
     try:
         result = check_push(args)  # printed in full before anything is uploaded
@@ -118,15 +118,7 @@ def push_main(argv: Sequence[str] | None = None) -> int:
         print("dry run: nothing uploaded")
         return 0
     try:
-        url = push_folder(
-            args.model,
-            args.repo_id,
-            args.private,
-            args.revision,
-            args.token,
-            args.commit_message,
-            args.include_logs,
-        )
+        url = upload(args)
     except HubPushError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1

@@ -276,6 +276,11 @@ def push_to_hub(args: PushArguments) -> str:
         raise ValueError(f"{args.model} is not ready to push: " + "; ".join(result.problems))
     if args.dry_run:
         return ""
+    return upload(args)
+
+
+def upload(args: PushArguments) -> str:
+    """One commit of the (checked) folder, as ``args`` says; returns the commit URL."""
     return push_folder(
         args.model,
         args.repo_id,
