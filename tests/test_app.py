@@ -244,7 +244,7 @@ def test_gradio_client_gets_the_scores_of_classify(served, trained_classifier_di
     parts, note = client.predict(SPAM, api_name="/explain")
     assert "".join(p["token"] for p in parts) == SPAM
     assert max(abs(p["class_or_confidence"]) for p in parts) == pytest.approx(1.0)
-    assert "Strongest part" in note
+    assert "Strongest support for" in note or "Strongest part" in note
 
     source = tmp_path / "messages.txt"
     source.write_text("\n".join(FILE_LINES), encoding="utf-8")
@@ -303,7 +303,7 @@ def test_the_page_in_a_real_browser(served, trained_classifier_dir, tmp_path):
         )
         assert meter_scores(page, ["ham", "spam"]) == pytest.approx(reference["scores"], abs=1e-6)
         expect(page.locator("#scores")).to_contain_text(f"spam {reference['scores']['spam']:.4f}")
-        expect(page.locator("#why-note")).to_contain_text("Strongest part")
+        expect(page.locator("#why-note")).to_contain_text("Strongest")
         words = page.locator("#why .token-container .text").all_inner_texts()
         assert "".join(words).split() == SPAM.split()
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
@@ -340,3 +340,16 @@ def test_the_page_in_a_real_browser(served, trained_classifier_dir, tmp_path):
         browser.close()
     assert (tmp_path / "app.png").stat().st_size > 10_000
     print(f"screenshots: {tmp_path / 'app.png'}, {tmp_path / 'app-file.png'}")
+
+
+def test_why_note_names_the_part_that_supported_the_label():
+    from scratchgpt.app.attribution import Attribution
+    from scratchgpt.app.ui import why_note
+
+    def note(drops):
+        parts = [(f"p{i}", d) for i, d in enumerate(drops)]
+        return why_note(Attribution("spam", 0.99, parts, [0.5] * len(drops), 3, False, False))
+
+    # "p0" moved the score most, but away from spam: the note names the part that supported it.
+    assert "Strongest support for “spam”: “p1”" in note([-2.0, 1.0, 0.5])
+    assert "Strongest part (none supported the label): “p0”" in note([-2.0, -1.0])

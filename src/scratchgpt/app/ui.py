@@ -64,11 +64,18 @@ WHY_HELP = (
 
 
 def why_note(attribution: Attribution) -> str:
-    index = max(range(len(attribution.parts)), key=lambda i: abs(attribution.parts[i][1]))
+    """Name the part that most supported the predicted label (a visitor asks "why spam?");
+    only when no part supported it, the one that mattered most either way."""
+    drops = [drop for _, drop in attribution.parts]
+    if max(drops) > 0:
+        index, lead = drops.index(max(drops)), f"Strongest support for “{attribution.label}”"
+    else:
+        index = max(range(len(drops)), key=lambda i: abs(drops[i]))
+        lead = "Strongest part (none supported the label)"
     text, drop = attribution.parts[index]
     label, without = attribution.label, attribution.probability_without[index]
     lines = [
-        f"Strongest part: “{text.strip()}”. Without it, p({label}) goes from "
+        f"{lead}: “{text.strip()}”. Without it, p({label}) goes from "
         f"{attribution.probability:.4f} to {without:.4f} (log-odds {-drop:+.2f}).",
     ]
     if attribution.grouped:
