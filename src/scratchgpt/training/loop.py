@@ -2,9 +2,10 @@
 
 ``accelerate launch scripts/finetune.py`` and ``python scripts/finetune.py`` run the same loop
 (accelerate's ``nlp_example.py`` shape: one ``prepare``, ``accumulate``, ``gather_for_metrics``).
-The default is the book's recipe: a new head, the last block and the final LayerNorm trainable,
-AdamW lr 5e-5 / weight decay 0.1, 5 epochs of batch 8, losses on 5 batches every 50 steps,
-accuracy after each epoch, seed 123.
+With pre-trained weights the default is the book's recipe: a new head, the last block and the
+final LayerNorm trainable, AdamW lr 5e-5 / weight decay 0.1, 5 epochs of batch 8, losses on 5
+batches every 50 steps, seed 123; with random weights, the measured from-scratch recipe
+(``arguments.RECIPES``). Every epoch ends with the whole validation split scored.
 
 Where the speed comes from, compared with the book's loop:
 - batches are padded to their own longest message (SMS: ~25 tokens) instead of 120, and
