@@ -26,7 +26,7 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -98,11 +98,7 @@ def try_candidate(run, candidate: Candidate, snapshot: dict, epochs: int) -> lis
     model = run.module.model
     model.load_state_dict(snapshot)
     torch.manual_seed(run.args.seed)
-    model.requires_grad_(False)
-    n_blocks = {"last_block": 1, "last_two_blocks": 2}[candidate.trainable]
-    model.gpt.blocks[-n_blocks:].requires_grad_(True)
-    model.gpt.final_norm.requires_grad_(True)
-    model.classifier.requires_grad_(True)
+    loop.configure_trainable(model, replace(run.args, trainable=candidate.trainable))
     model.config.pooling = candidate.pooling
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=candidate.lr, weight_decay=0.1, fused=True)

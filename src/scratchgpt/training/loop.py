@@ -163,9 +163,9 @@ def make_training_module(
     needed = estimate_cache_bytes(lengths, model.config.emb_dim)
     if not reason and needed > args.prefix_cache_max_gb * 2**30:
         reason = f"it would need {needed / 2**30:.1f} GiB (> --prefix-cache-max-gb)"
+    weights = class_weights(args, data)
     if reason:
-        module = ClassifierTrainingModule(model, 0, class_weights(args, data))
-        return module, dict(data.dataset), f"off: {reason}"
+        return ClassifierTrainingModule(model, 0, weights), dict(data.dataset), f"off: {reason}"
     model.to(accelerator.device)
     datasets = {}
     # Counted in tokens: messages are run shortest first, so a count of messages would
@@ -178,7 +178,7 @@ def make_training_module(
             cache = build_prefix_cache(model, part["input_ids"], start, accelerator, progress=bar)
             datasets[split] = CachedSplit(cache, part["label"])
     note = f"on: blocks 0..{start - 1} run once per message ({needed / 2**20:.0f} MiB)"
-    return ClassifierTrainingModule(model, start, class_weights(args, data)), datasets, note
+    return ClassifierTrainingModule(model, start, weights), datasets, note
 
 
 def class_weights(args: FinetuneArguments, data) -> torch.Tensor | None:

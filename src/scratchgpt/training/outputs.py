@@ -115,19 +115,23 @@ def epoch_axis(epochs: list[dict]) -> tuple[list[float], list[int]]:
     return [float(r["epoch"]) for r in epochs], [r["examples_seen"] for r in epochs]
 
 
+def epoch_series(epochs: list[dict], metric: str, train_label: str) -> list[Series]:
+    """Per-epoch ``train_<metric>`` (over the epoch's batches) and ``val_<metric>`` (over the
+    whole validation split, its last value printed)."""
+    n_val = epochs[-1].get("val_examples", "all")
+    at = epoch_axis(epochs)[0]
+    return [
+        Series(train_label, at, [r[f"train_{metric}"] for r in epochs], marker="o"),
+        Series(f"validation, whole split ({n_val} messages)", at,
+               [r[f"val_{metric}"] for r in epochs], style="-.", marker="o", annotate_last=True),
+    ]  # fmt: skip
+
+
 def plot_loss(run: Run, evals: list[dict], epochs: list[dict], stem: Path) -> None:
     """The book's periodic probe losses, and the per-epoch losses over whole splits."""
-    n_val = epochs[-1].get("val_examples", "all")
-    batches = run.args.eval_iter
-    at_epochs = [float(r["epoch"]) for r in epochs]
-    series = [
-        Series("training, mean over the epoch's batches", at_epochs,
-               [r["train_loss"] for r in epochs], marker="o"),
-        Series(f"validation, whole split ({n_val} messages)", at_epochs,
-               [r["val_loss"] for r in epochs], style="-.", marker="o", annotate_last=True),
-    ]  # fmt: skip
+    series = epoch_series(epochs, "loss", "training, mean over the epoch's batches")
     if evals:
-        at_steps = [r["epoch_float"] for r in evals]
+        batches, at_steps = run.args.eval_iter, [r["epoch_float"] for r in evals]
         series += [
             Series(f"training, first {batches} batches (every {run.args.eval_freq} steps)",
                    at_steps, [r["train_loss"] for r in evals], style=":"),
@@ -139,16 +143,8 @@ def plot_loss(run: Run, evals: list[dict], epochs: list[dict], stem: Path) -> No
 
 def plot_accuracy(epochs: list[dict], stem: Path) -> None:
     """Per-epoch accuracy: validation over the whole split, training over the epoch's batches."""
-    n_val = epochs[-1].get("val_examples", "all")
-    at = [float(r["epoch"]) for r in epochs]
-    series = [
-        Series("training, running over the epoch's batches", at,
-               [r["train_accuracy"] for r in epochs], marker="o"),
-        Series(f"validation, whole split ({n_val} messages)", at,
-               [r["val_accuracy"] for r in epochs], style="-.", marker="o", annotate_last=True),
-    ]  # fmt: skip
-    title = "Accuracy after each epoch"
-    plot_series(series, epoch_axis(epochs), "Accuracy", title, stem)
+    series = epoch_series(epochs, "accuracy", "training, running over the epoch's batches")
+    plot_series(series, epoch_axis(epochs), "Accuracy", "Accuracy after each epoch", stem)
 
 
 def training_record(run: Run) -> dict:
