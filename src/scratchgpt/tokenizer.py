@@ -20,10 +20,13 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tiktoken
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Tokenizer
+
+if TYPE_CHECKING:  # importing transformers costs ~1 s that classifying with tiktoken skips
+    from transformers import GPT2Tokenizer
 
 ENDOFTEXT = "<|endoftext|>"
 VOCAB_FILE = "vocab.json"
@@ -219,6 +222,8 @@ def load_hf_tokenizer(folder: str | Path, model_max_length: int = 1024) -> GPT2T
     Built from in-memory vocab/merges: ``GPT2Tokenizer(vocab_file=...)`` silently yields an
     empty tokenizer in transformers 5.
     """
+    from transformers import GPT2Tokenizer
+
     vocab, merges = read_bpe(folder)
     return GPT2Tokenizer(
         vocab=vocab,
