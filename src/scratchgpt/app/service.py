@@ -32,7 +32,7 @@ from scratchgpt.hub.card import (
     metric_splits,
     read_json,
 )
-from scratchgpt.inference.classify import TextClassifier, load_classifier
+from scratchgpt.inference.classify import TextClassifier, load_for_inference
 
 TEXT_COLUMNS = ("text", "message", "sms", "sentence")  # a CSV's text column, by header name
 
@@ -49,7 +49,7 @@ class DemoService:
     """The loaded model and the app's answers; build it once per process."""
 
     def __init__(self, args: AppArguments) -> None:
-        model, folder = load_classifier(args.model, args.revision, args.token, args.device)
+        model, folder = load_for_inference(args.model, args.revision, args.token, args.device)
         self.classifier = TextClassifier(model, folder, args.batch_size, prepack=args.prepack)
         self.folder = folder
         self.name = args.model if not Path(args.model).exists() else Path(args.model).name

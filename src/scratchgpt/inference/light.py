@@ -136,7 +136,7 @@ class LightGPT(nn.Module):
 
 class LightClassifier(nn.Module):
     """``ScratchGPTForSequenceClassification`` at inference: ``(input_ids, attention_mask)``,
-    right-padded, -> ``Logits`` (B, num_labels). No dropout, cache or loss."""
+    right-padded (no mask: unpadded), -> ``Logits`` (B, num_labels). No dropout, cache or loss."""
 
     def __init__(self, config: LightConfig):
         super().__init__()
@@ -144,7 +144,11 @@ class LightClassifier(nn.Module):
         self.gpt = LightGPT(config)
         self.classifier = Linear(config.emb_dim, config.num_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Logits:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> Logits:
+        if attention_mask is None:  # unpadded
+            attention_mask = torch.ones_like(input_ids)
         if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
             raise ValueError("LightClassifier needs right-padded batches (mask 1...1 0...0)")
         seq_len = input_ids.shape[1]
