@@ -329,6 +329,20 @@ def find_plots(output_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
+def base_model_sentence(base: str | None, args: Mapping) -> str:
+    """Where the weights came from: a Hub model, or random initialisation (and, with
+    ``--pretrain-epochs``, next-token pretraining on the training texts first)."""
+    if base:
+        return f"Fine-tuned from [{base}](https://huggingface.co/{base})."
+    sentence = "Trained from random initialisation (no pre-trained weights)"
+    if epochs := len(args.get("pretraining") or []):
+        sentence += (
+            f": {epochs} epoch(s) of next-token pretraining on the training split's own texts, "
+            "then fine-tuned"
+        )
+    return sentence + "."
+
+
 def template_values(
     output_dir: Path, splits: Mapping, args: Mapping, settings: Mapping, repo_id: str
 ) -> dict:
@@ -343,11 +357,7 @@ def template_values(
         "model_name": str(args.get("model_name") or output_dir.resolve().name),
         "repo_id": repo_id,
         "label_names": list(first.get("label_names", [])),
-        "base_model_sentence": (
-            f"Fine-tuned from [{base}](https://huggingface.co/{base})."
-            if base
-            else "Trained from random initialisation (no pre-trained weights)."
-        ),
+        "base_model_sentence": base_model_sentence(base, args),
         "intended_use": args.get(
             "intended_use", DEFAULT_INTENDED_USE if base else RANDOM_INIT_INTENDED_USE
         ),

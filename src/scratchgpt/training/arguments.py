@@ -41,6 +41,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "lr_schedule": "constant",
         "warmup_steps": 0,
         "drop_rate": 0.0,
+        "pretrain_epochs": 0,
     },
     "from-scratch": {
         "model": "gpt2-mini",
@@ -52,6 +53,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "lr_schedule": "cosine",
         "warmup_steps": 50,
         "drop_rate": 0.1,
+        "pretrain_epochs": 4,
     },
 }
 RECIPE_FIELDS = tuple(RECIPES["book"])
@@ -142,6 +144,12 @@ class OptimizationArguments:
     warmup_steps: int | None = arg(
         None, f"linear warmup steps ({recipe_default_help('warmup_steps')})"
     )
+    pretrain_epochs: int | None = arg(
+        None,
+        "epochs of next-token pretraining (the book's chapter 5) on the training split's own "
+        "texts before fine-tuning, with the same optimiser settings; from random weights it "
+        f"teaches the model the texts' language first ({recipe_default_help('pretrain_epochs')})",
+    )
     max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
     class_weights: Literal["none", "balanced"] = arg(
         "none",
@@ -167,7 +175,13 @@ class OptimizationArguments:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "gradient_accumulation_steps"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
-        for name in ("warmup_steps", "max_grad_norm", "max_steps", "weight_decay"):
+        for name in (
+            "warmup_steps",
+            "max_grad_norm",
+            "max_steps",
+            "weight_decay",
+            "pretrain_epochs",
+        ):
             check(getattr(self, name) >= 0, name, getattr(self, name), "be >= 0")
         super_post_init(self, OptimizationArguments)
 
@@ -271,7 +285,8 @@ class FinetuneArguments(
     recipe: Literal["auto", "book", "from-scratch"] = arg(
         "auto",
         "the defaults of --model, --trainable, --pooling, --lr, --epochs, --batch-size, "
-        "--lr-schedule and --warmup-steps (flags given override them): book = the book's "
+        "--lr-schedule, --warmup-steps, --drop-rate and --pretrain-epochs (flags given override "
+        "them): book = the book's "
         "chapter-6 recipe for pre-trained weights; from-scratch = the recipe measured for "
         "random weights (README: 'Choosing the recipe for random weights'); auto = book with "
         "--init pretrained, from-scratch with --init random",

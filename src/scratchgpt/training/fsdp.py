@@ -47,6 +47,12 @@ def unsupported_under_fsdp(args: FinetuneArguments) -> str:
             "into unsharded weights, and LoRA's small optimizer state gains little from "
             "sharding; use DDP (accelerate launch --multi_gpu) instead"
         )
+    if args.pretrain_epochs:
+        return (
+            f"--pretrain-epochs {args.pretrain_epochs} is not supported with FSDP (the next-token "
+            "head reads the sharded token embedding); pass --pretrain-epochs 0, or use DDP "
+            "(accelerate launch --multi_gpu)"
+        )
     return ""
 
 

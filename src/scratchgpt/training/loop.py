@@ -57,6 +57,7 @@ from scratchgpt.training.prefix_cache import (
     estimate_cache_bytes,
     frozen_prefix_length,
 )
+from scratchgpt.training.pretrain import pretrain
 from scratchgpt.training.run_folder import (
     LOGS,
     SetupError,
@@ -254,6 +255,10 @@ def build_run(args: FinetuneArguments, accelerator: Accelerator) -> Run:
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}
         )
+    pretraining = []
+    if args.pretrain_epochs and not args.resume_from_checkpoint:  # a checkpoint holds its result
+        with timed(seconds, "pretraining"):
+            pretraining = pretrain(model, data, args, accelerator)
     with timed(seconds, "prefix_cache"):
         module, datasets, cache_note = make_training_module(model, data, args, accelerator)
     train_loader, eval_loaders, probe_loaders = make_loaders(args, data, datasets, module)
@@ -277,6 +282,7 @@ def build_run(args: FinetuneArguments, accelerator: Accelerator) -> Run:
         "distributed_type": str(accelerator.distributed_type).split(".")[-1],
         "mixed_precision": accelerator.mixed_precision,
         "data_summary": data.summary.to_dict() if hasattr(data.summary, "to_dict") else None,
+        "pretraining": pretraining,
         "seconds": seconds,
     }
     run = Run(
