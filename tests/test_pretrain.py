@@ -75,12 +75,12 @@ def test_pretraining_runs_first_and_is_recorded(tmp_path, model_dir, toy_file, c
     assert not torch.equal(pre["gpt.tok_emb.weight"], plain["gpt.tok_emb.weight"])
 
 
-def test_random_weights_pretrain_by_default_and_fsdp_refuses_it():
-    assert FinetuneArguments(init="random").pretrain_epochs > 0
+def test_pretraining_is_opt_in_and_fsdp_refuses_it():
+    assert FinetuneArguments(init="random").pretrain_epochs == 0  # measured, not adopted
     assert FinetuneArguments().pretrain_epochs == 0  # the book's recipe
-    problem = unsupported_under_fsdp(FinetuneArguments(init="random"))
-    assert "--pretrain-epochs" in problem
-    assert unsupported_under_fsdp(FinetuneArguments(init="random", pretrain_epochs=0)) == ""
+    problem = unsupported_under_fsdp(FinetuneArguments(init="random", pretrain_epochs=4))
+    assert "--pretrain-epochs 4 is not supported with FSDP" in problem
+    assert unsupported_under_fsdp(FinetuneArguments(init="random")) == ""
     with pytest.raises(ValueError, match="--pretrain-epochs must be >= 0, got -1"):
         FinetuneArguments(init="random", pretrain_epochs=-1)
 
