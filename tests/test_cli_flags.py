@@ -24,6 +24,8 @@ ADDED = {"finetune.py": {"--config"}, "prepare_data.py": {"--config"}, "evaluate
 # Issue 11: finetune's recipe defaults follow --init (the book's for pre-trained weights, a
 # measured one for random weights), so the flags default to "unset" and --recipe resolves them.
 ADDED["finetune.py"] |= {"--recipe", "--class-weights"}
+# Next-token pretraining on the training texts before fine-tuning (off by default).
+ADDED["finetune.py"] |= {"--pretrain-epochs"}
 RECIPE_DEFAULTS = {
     "finetune.py": {
         "--model",
