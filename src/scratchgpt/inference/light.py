@@ -169,12 +169,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
-def installed_modeling_file() -> Path:
-    """The modeling code installed with this library (what ``save_pretrained`` copies)."""
+def installed_modeling_code() -> bytes | None:
+    """The modeling code installed with this library (what ``save_pretrained`` copies), or
+    ``None`` where ``scratchgpt_modeling`` is not installed (then transformers loads)."""
     import importlib.util
 
     spec = importlib.util.find_spec("scratchgpt_modeling")
-    return Path(spec.origin).parent / MODELING_FILE
+    if spec is None or spec.origin is None:
+        return None
+    return (Path(spec.origin).parent / MODELING_FILE).read_bytes()
 
 
 def light_folder_config(folder: str | Path) -> LightConfig | None:
@@ -191,7 +194,7 @@ def light_folder_config(folder: str | Path) -> LightConfig | None:
         or config.get("pooling") not in ("last", "mean")
         or (folder / "adapter_config.json").exists()
         or not weight_files(folder)
-        or code != installed_modeling_file().read_bytes()
+        or code != installed_modeling_code()
     ):
         return None
     try:
