@@ -33,6 +33,7 @@ from transformers import get_scheduler
 
 from scratchgpt.training.arguments import FinetuneArguments
 from scratchgpt.training.data import make_train_loader, token_collator
+from scratchgpt.training.optim import make_optimizer
 
 IGNORE = -100  # cross_entropy's ignore_index: padding and never-seen tokens
 
@@ -74,11 +75,7 @@ def pretrain(
     loader = make_train_loader(
         train_split, train_split["length"], args.batch_size, args.seed, collate
     )
-    params = [p for p in module.parameters() if p.requires_grad]
-    fused = accelerator.device.type in ("cpu", "cuda")  # one pass over memory (see loop.py)
-    optimizer = torch.optim.AdamW(
-        params, lr=args.lr, weight_decay=args.weight_decay, fused=fused or None
-    )
+    optimizer = make_optimizer(module, args, accelerator)
     total = len(loader) * args.pretrain_epochs
     scheduler = get_scheduler(
         "cosine", optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=total
