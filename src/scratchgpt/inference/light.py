@@ -29,7 +29,7 @@ from torch import nn
 from scratchgpt.weight_files import check_weights, weight_files
 
 MODELING_FILE = "modeling_scratchgpt.py"
-# config.json fields this copy reads; a folder lacking one is left to transformers.
+# The one architecture this copy computes; a folder of any other goes through transformers.
 ARCHITECTURE = "ScratchGPTForSequenceClassification"
 
 
