@@ -26,7 +26,12 @@ from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = ("__init__.py", "configuration_scratchgpt.py", "modeling_scratchgpt.py")
+FILES = (
+    "__init__.py",
+    "configuration_scratchgpt.py",
+    "layers_scratchgpt.py",
+    "modeling_scratchgpt.py",
+)
 
 
 def old_classifier_class(rev: str, folder: Path) -> type:

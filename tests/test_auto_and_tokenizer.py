@@ -40,7 +40,8 @@ def run_without_library(code: str, tmp_path) -> str:
 def test_folder_has_safetensors_code_auto_map_and_tokenizer(tiny_classifier_dir):
     names = {p.name for p in tiny_classifier_dir.iterdir()}
     assert {"config.json", "model.safetensors", "modeling_scratchgpt.py"} <= names
-    assert {"configuration_scratchgpt.py", "vocab.json", "merges.txt", "tokenizer.json"} <= names
+    assert {"configuration_scratchgpt.py", "layers_scratchgpt.py", "vocab.json"} <= names
+    assert {"merges.txt", "tokenizer.json"} <= names
     assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in names)
     auto_map = json.loads((tiny_classifier_dir / "config.json").read_text())["auto_map"]
     assert set(auto_map) == {

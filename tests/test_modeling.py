@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from scratchgpt_modeling.layers_scratchgpt import build_attention_mask
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
     ScratchGPTModel,
-    build_attention_mask,
 )
 from tests.conftest import tiny_config
 

@@ -16,6 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Largest model.safetensors before a folder's weights are split into shards (save_pretrained's
 # format). Here rather than in folder.py, so the convert flags know it without importing torch.
 DEFAULT_MAX_SHARD_SIZE = "2GB"
+# The model code every model folder carries (``modeling/``, copied by ``save_pretrained``), which
+# ``trust_remote_code`` loads: the transformers classes, the torch-only layers they are built
+# from (imported relatively), and the config.
+MODEL_CODE_FILES = ("configuration_scratchgpt.py", "layers_scratchgpt.py", "modeling_scratchgpt.py")
 
 
 def shared_data_dir() -> Path:

@@ -35,6 +35,7 @@ from scratchgpt.hub.card import (
     render_model_card,
 )
 from scratchgpt.inference.classify import check_folder_weights
+from scratchgpt.paths import MODEL_CODE_FILES
 from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
@@ -42,7 +43,7 @@ IGNORE_PATTERNS = [*DEFAULT_IGNORE_PATTERNS, ".*", "**/.*", "*/.*", "__pycache__
 # Training logs: the step log and TensorBoard events (at any depth), which the model, its
 # card, metrics and plots already summarise; uploaded only with --include-logs.
 LOG_PATTERNS = ["steps.jsonl", "*events.out.tfevents*", "logs/*"]
-REQUIRED_FILES = ("config.json", "configuration_scratchgpt.py", "modeling_scratchgpt.py")
+REQUIRED_FILES = ("config.json", *MODEL_CODE_FILES)
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 LOAD_CHECK_TIMEOUT_S = 300
 
