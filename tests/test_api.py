@@ -138,9 +138,10 @@ def test_validation_names_the_flag_and_value():
         FinetuneArguments(drop_rate=1.5)
     with pytest.raises(ValueError, match="--pooling must be one of last, mean, got 'max'"):
         FinetuneArguments(pooling="max")
-    with pytest.raises(ValueError, match="--mixed-precision must be one of no, bf16, fp16"):
+    with pytest.raises(ValueError, match="--mixed-precision must be one of auto, no, bf16, fp16"):
         FinetuneArguments(mixed_precision="fp8")
-    assert FinetuneArguments(mixed_precision=None).mixed_precision is None
+    # null in a recipe written before "auto" existed means the default
+    assert FinetuneArguments(mixed_precision=None).mixed_precision == "auto"
     from scratchgpt import ConvertArguments
 
     with pytest.raises(ValueError, match="--from must be one of openai, hf, book, got 'tf'"):

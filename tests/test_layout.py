@@ -17,6 +17,7 @@ PACKAGE = SRC / "scratchgpt"
 LAYERS = {
     "arguments": 0,
     "paths": 0,
+    "precision": 0,
     "tokenizer": 0,
     "download": 0,
     "folder": 0,

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scratchgpt.arguments import ArgumentParser, arg, check
+from scratchgpt.arguments import ArgumentParser, arg, check, check_choices
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, MODEL_HELP, PREPACK_HELP
+from scratchgpt.precision import DTYPE_HELP, Dtype
 
 DEFAULT_MAX_ROWS = 1000  # a file of SMS this long classifies in ~30 s on 2 CPU cores (gpt2-small)
 
@@ -32,11 +33,13 @@ class AppArguments:
     )
     batch_size: int = arg(DEFAULT_BATCH_SIZE, "texts per forward pass (default: %(default)s)")
     device: str = arg("cpu", "torch device, e.g. cpu, cuda (default: %(default)s)")
+    dtype: Dtype = arg("auto", DTYPE_HELP)
     no_prepack: bool = arg(False, PREPACK_HELP)
     revision: str | None = arg(None, "Hub revision (branch, tag or commit)")
     token: str | None = arg(None, "Hub token for private repos (default: HF_TOKEN or login)")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         self.model = str(self.model)
         for name in ("max_rows", "batch_size"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from scratchgpt.hub.card import (
     metric_splits,
     read_json,
 )
-from scratchgpt.inference.classify import TextClassifier, load_for_inference
+from scratchgpt.inference.classify import TextClassifier, load_for_inference, model_precision
 
 TEXT_COLUMNS = ("text", "message", "sms", "sentence")  # a CSV's text column, by header name
 
@@ -49,7 +50,10 @@ class DemoService:
     """The loaded model and the app's answers; build it once per process."""
 
     def __init__(self, args: AppArguments) -> None:
-        model, folder = load_for_inference(args.model, args.revision, args.token, args.device)
+        model, folder = load_for_inference(
+            args.model, args.revision, args.token, args.device, args.dtype
+        )
+        print(model_precision(model).describe(), file=sys.stderr)
         self.classifier = TextClassifier(model, folder, args.batch_size, prepack=args.prepack)
         self.folder = folder
         self.name = args.model if not Path(args.model).exists() else Path(args.model).name
@@ -188,10 +192,12 @@ def model_facts(folder: Path, model: PreTrainedModel) -> list[tuple[str, str]]:
     ``training_args.json`` and ``metrics.json`` (a bare converted folder has only the first)."""
     config = model.config
     size = sum(p.numel() for p in model.parameters())
+    precision = model_precision(model)
     facts = [
         ("architecture", f"{config.n_layers} blocks x {config.emb_dim} wide, {size / 1e6:.1f}M "
          f"parameters, context {config.context_length} tokens"),
         ("labels", ", ".join(str(config.id2label[i]) for i in range(config.num_labels))),
+        ("precision", f"{precision.name} ({precision.reason})"),
     ]  # fmt: skip
     try:
         metrics = read_json(folder / METRICS_FILE)

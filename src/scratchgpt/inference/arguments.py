@@ -13,6 +13,7 @@ from typing import Literal
 
 from scratchgpt.arguments import ArgumentParser, arg, as_path, check, check_choices
 from scratchgpt.data.arguments import DataArguments
+from scratchgpt.precision import DTYPE_HELP, Dtype
 
 DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
 DEFAULT_PROMPT = "Every effort moves you"
@@ -54,6 +55,7 @@ class ClassifyArguments:
         None, "truncate texts to this many tokens (default and maximum: the model's context)"
     )
     device: str = arg("cpu", "torch device, e.g. cpu, cuda (default: %(default)s)")
+    dtype: Dtype = arg("auto", DTYPE_HELP)
     no_prepack: bool = arg(False, PREPACK_HELP)
     revision: str | None = arg(None, "Hub revision (branch, tag or commit)")
     token: str | None = arg(None, "Hub token for private repos")
@@ -104,6 +106,7 @@ class EvaluateArguments(DataArguments):
     )
     batch_size: int = arg(DEFAULT_BATCH_SIZE, "texts per forward pass (default: %(default)s)")
     device: str = arg("cpu", "torch device (default: %(default)s)")
+    dtype: Dtype = arg("auto", DTYPE_HELP)
     no_prepack: bool = arg(False, PREPACK_HELP)
 
     def __post_init__(self) -> None:

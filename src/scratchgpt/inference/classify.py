@@ -27,6 +27,7 @@ from scratchgpt.data.collate import SortedBatchSampler, right_pad
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.light import light_folder_config, load_light_classifier
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
+from scratchgpt.precision import Precision, resolve_dtype
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
 from scratchgpt.weight_files import check_weights
 
@@ -297,11 +298,14 @@ def load_classifier(
     revision: str | None = None,
     token: str | None = None,
     device: str | torch.device | None = None,
+    dtype: str | None = None,
 ) -> tuple[PreTrainedModel, Path]:
     """Load a classifier through the Auto API with the folder's own code (trust_remote_code).
 
     Returns ``(model, folder)``; ``folder`` also holds the tokenizer files for
-    ``classify_texts``. A repo id is downloaded (whole snapshot) from the Hub first.
+    ``classify_texts``. A repo id is downloaded (whole snapshot) from the Hub first. ``dtype``
+    ("auto", "float32", "bfloat16"; see ``scratchgpt.precision``) casts the weights for
+    scoring; ``None`` keeps the saved fp32, as training and peft want.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -309,6 +313,8 @@ def load_classifier(
     model = load_with_folder_code(AutoModelForSequenceClassification, folder)
     if device is not None:
         model.to(device)
+    if dtype is not None:
+        cast_for_inference(model, dtype, device)
     return model.eval(), folder
 
 
@@ -317,15 +323,41 @@ def load_for_inference(
     revision: str | None = None,
     token: str | None = None,
     device: str | torch.device | None = None,
+    dtype: str = "auto",
 ) -> tuple[torch.nn.Module, Path]:
     """:func:`load_classifier`'s model, or its torch-only copy where that computes the same
     (``scratchgpt.inference.light``): seconds faster to start, as transformers is not imported.
+    Its weights are cast to ``dtype`` (default "auto": bf16 where the hardware runs it fast).
     For scoring only; use ``load_classifier`` for a ``PreTrainedModel`` (training, peft, ...)."""
     folder = resolve_model_folder(path_or_repo, revision, token)
     config = light_folder_config(folder)
     if config is None:
-        return load_classifier(folder, device=device)
-    return load_light_classifier(folder, config, device), folder
+        return load_classifier(folder, device=device, dtype=dtype)
+    model = load_light_classifier(folder, config, device)
+    cast_for_inference(model, dtype, device)
+    return model, folder
+
+
+def cast_for_inference(
+    model: torch.nn.Module, dtype: str, device: str | torch.device | None = None
+) -> Precision:
+    """Cast the weights once to the resolved ``dtype`` (no per-call autocast) and return the
+    choice; ``model.precision`` keeps it for the records (the app's facts, evaluate's
+    metrics.json)."""
+    precision = resolve_dtype(dtype, device)
+    if next(model.parameters()).dtype != precision.dtype:
+        model.to(precision.dtype)
+    model.precision = precision
+    return precision
+
+
+def model_precision(model: torch.nn.Module) -> Precision:
+    """How ``model`` scores: the choice :func:`cast_for_inference` made, else its weights'
+    dtype as given."""
+    given = getattr(model, "precision", None)
+    if isinstance(given, Precision):
+        return given
+    return Precision(next(model.parameters()).dtype, "as loaded")
 
 
 # ---------------------------------------------------------------- the classify command
@@ -376,7 +408,10 @@ def classify(
     """``classify``: label ``texts`` (else the lines of ``args.input``, else ``stdin``) with
     ``args.model``; one dict per text (``text``, ``label``, ``score``, ``scores``), input order."""
     texts, empty = read_input_texts(texts, args.input, stdin or sys.stdin)
-    model, folder = load_for_inference(args.model, args.revision, args.token, args.device)
+    model, folder = load_for_inference(
+        args.model, args.revision, args.token, args.device, args.dtype
+    )
+    print(model_precision(model).describe(), file=sys.stderr)
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         print(f"skipped {len(empty)} empty line(s): {shown}", file=sys.stderr)

@@ -18,6 +18,7 @@ from scratchgpt.inference.arguments import EvaluateArguments
 from scratchgpt.inference.classify import (
     label_names,
     load_classifier,
+    model_precision,
     pad_token_id,
     predict_probabilities,
     resolve_encoding,
@@ -53,7 +54,9 @@ def _select_split(dataset, split: str):
 def evaluate(args: EvaluateArguments) -> dict:
     """``evaluate``: score the model on the chosen split; writes the plots and metrics.json
     into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
-    model, folder = load_classifier(args.model, device=args.device)
+    model, folder = load_classifier(args.model, device=args.device, dtype=args.dtype)
+    precision = model_precision(model)
+    print(precision.describe(), file=sys.stderr)
     prepared = prepare_from_args(args, folder, int(model.config.context_length))
     if note := prepared.summary.skipped_note():
         print(note, file=sys.stderr)
@@ -70,7 +73,12 @@ def evaluate(args: EvaluateArguments) -> dict:
     title = f"{Path(folder).name}, {args.split} split"
     plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png", title)
     plot_precision_recall(probs, references, names, out / "precision_recall.png", title)
-    record = {args.split: metrics, "model": str(args.model), "data": prepared.summary.source}
+    record = {
+        args.split: metrics,
+        "model": str(args.model),
+        "data": prepared.summary.source,
+        "dtype": precision.name,
+    }
     _write_json_atomically(out / "metrics.json", record)
     metrics["errors"] = most_confident_errors(probs, references, rows["text"], args.errors)
     metrics["output_dir"] = str(out)

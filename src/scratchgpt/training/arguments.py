@@ -22,6 +22,7 @@ from scratchgpt.arguments import (
     to_config,
 )
 from scratchgpt.data.arguments import DataArguments
+from scratchgpt.precision import MIXED_PRECISION_HELP, MixedPrecision
 
 TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
 # What a run trains with unless a flag says otherwise. The book's chapter-6 recipe is made for
@@ -158,11 +159,7 @@ class OptimizationArguments:
         "weigh the training loss per class: balanced = n / (classes x class count), so a rare "
         "class counts as much as a common one (reported losses stay unweighted)",
     )
-    mixed_precision: Literal["no", "bf16", "fp16"] | None = arg(
-        None,
-        "autocast dtype (GPU; bf16 is slower than fp32 on most CPUs); "
-        "default: what `accelerate config` chose, else no",
-    )
+    mixed_precision: MixedPrecision = arg("auto", MIXED_PRECISION_HELP)
     cpu: bool = arg(
         False,
         "train on the CPU even if a GPU is present (with no GPU this is automatic, and "
@@ -304,6 +301,8 @@ class FinetuneArguments(
             raise ValueError(
                 f"--recipe must be one of auto, {', '.join(RECIPES)}, got {self.recipe!r}"
             )
+        if self.mixed_precision is None:  # recipes written before "auto" said null for it
+            self.mixed_precision = "auto"
         chosen = RECIPES[resolved_recipe(self.recipe, self.init)]
         for name in RECIPE_FIELDS:
             if getattr(self, name) is None:

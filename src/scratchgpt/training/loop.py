@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from scratchgpt.metrics import report
+from scratchgpt.precision import resolve_mixed_precision
 from scratchgpt.training.arguments import FinetuneArguments, build_parser, parse_args
 from scratchgpt.training.checkpoints import (
     checkpoint_dir,
@@ -197,21 +199,39 @@ def class_weights(args: FinetuneArguments, data) -> torch.Tensor | None:
 
 
 def make_accelerator(args: FinetuneArguments) -> Accelerator:
-    """One accelerator for every launch mode; batches are split so results ignore #processes."""
+    """One accelerator for every launch mode; batches are split so results ignore #processes.
+    ``--mixed-precision auto`` is resolved here (``scratchgpt.precision``), and why is kept in
+    ``accelerator.precision_reason`` for the records."""
     project = ProjectConfiguration(
         project_dir=str(args.run_dir), logging_dir=str(args.run_dir / LOGS)
     )
-    return Accelerator(
-        # Without this, `accelerate launch --multi_gpu` on a machine with no GPU starts N
-        # independent single-process runs; on CPU it selects gloo DDP instead.
-        cpu=args.cpu or not has_accelerator_device(),
+    # Without this, `accelerate launch --multi_gpu` on a machine with no GPU starts N
+    # independent single-process runs; on CPU it selects gloo DDP instead.
+    cpu = args.cpu or not has_accelerator_device()
+    mixed_precision, reason = resolve_mixed_precision(
+        args.mixed_precision,
+        "cpu" if cpu else training_device_type(),
+        launcher=os.environ.get("ACCELERATE_MIXED_PRECISION"),
+    )
+    accelerator = Accelerator(
+        cpu=cpu,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=mixed_precision,
         log_with=None if args.no_tensorboard else "tensorboard",
         project_config=project,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         step_scheduler_with_optimizer=True,
     )
+    accelerator.precision_reason = reason
+    accelerator.print(f"mixed precision: {accelerator.mixed_precision} ({reason})")
+    return accelerator
+
+
+def training_device_type() -> str:
+    """The accelerator accelerate will pick when not told to use the CPU."""
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "xpu"
 
 
 def has_accelerator_device() -> bool:
@@ -282,6 +302,7 @@ def build_run(args: FinetuneArguments, accelerator: Accelerator) -> Run:
         "num_processes": accelerator.num_processes,
         "distributed_type": str(accelerator.distributed_type).split(".")[-1],
         "mixed_precision": accelerator.mixed_precision,
+        "mixed_precision_reason": accelerator.precision_reason,
         "data_summary": data.summary.to_dict() if hasattr(data.summary, "to_dict") else None,
         "pretraining": pretraining,
         "seconds": seconds,

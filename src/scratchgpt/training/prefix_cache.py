@@ -12,6 +12,7 @@ uncached one (to float rounding; ``tests/test_train.py`` checks it).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -175,14 +176,15 @@ def _run_prefix(
     was_training = classifier.training
     # drop_rate is 0 here (cache_blocker checks it), so eval mode changes nothing but intent.
     classifier.eval()
+    scorer = scoring_copy(classifier, accelerator.mixed_precision)
     pieces = []
     # An inference pass over frozen weights: on CPU, pack them once (scratchgpt.inference.prepack).
-    with prepacked_linears(classifier.gpt.blocks[:start_block]):
+    with prepacked_linears(scorer.gpt.blocks[:start_block]):
         for start in range(0, len(indices), batch_size):
             chunk = [list(token_ids[i]) for i in indices[start : start + batch_size]]
             input_ids, mask = right_pad(chunk, pad_id=0)
             with accelerator.autocast():
-                hidden = classifier.embed_and_run_blocks(
+                hidden = scorer.embed_and_run_blocks(
                     input_ids.to(accelerator.device), mask.to(accelerator.device), start_block
                 )  # (B, T, E)
             for row, ids in zip(hidden, chunk, strict=True):
@@ -192,6 +194,16 @@ def _run_prefix(
     classifier.train(was_training)
     emb_dim = classifier.config.emb_dim
     return torch.cat(pieces) if pieces else torch.empty(0, emb_dim)
+
+
+def scoring_copy(classifier: nn.Module, mixed_precision: str) -> nn.Module:
+    """What runs the frozen prefix: under bf16 a copy of the classifier with its weights cast
+    once (autocast would cast every weight again in every batch), else the classifier itself.
+    The model's own weights stay fp32: the trainable part trains on fp32 master weights and
+    the output folder is saved in fp32. The cached states are stored in fp32 either way."""
+    if mixed_precision != "bf16":
+        return classifier
+    return copy.deepcopy(classifier).to(torch.bfloat16).eval()
 
 
 def _gather_parts(local: torch.Tensor, part_tokens: list[int], accelerator) -> list[torch.Tensor]:
