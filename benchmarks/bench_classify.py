@@ -1,46 +1,57 @@
-"""Classify the SMS test split with a gpt2-small-shaped classifier: ours vs the book's loop.
+"""Classify the SMS test split with a gpt2-small-shaped classifier: ours in fp32 and bf16, the
+book's loop, and transformers' ``pipeline`` on the same model folder.
 
-    python benchmarks/bench_classify.py [--book-messages N] [--batch-size 16] [--rounds 2]
+    python -m benchmarks.bench_classify [--book-messages N] [--batch-size 16] [--rounds 2]
+                                        [--sides book,fp32,...]
 
-Both models have random weights (speed does not depend on them) and the same shape. The book's
-side is ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
-one message at a time, padded to 120 tokens (the book pads to its longest training message).
-Ours is ``scratchgpt.inference.classify.classify_texts``: length-sorted batches padded per
-batch, last non-padding token pooled, linear weights pre-packed for oneDNN (the default); it
-is also timed with ``prepack=False`` to show what packing adds.
+Every side has the same random weights (speed does not depend on them) and shape.
+- book: ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
+  one message at a time, padded to 120 tokens (the book pads to its longest training message);
+- fp32, fp32-plain: ours, ``scratchgpt.inference.classify.classify_texts`` (length-sorted
+  batches padded per batch, last real token pooled), with the linear weights pre-packed for
+  oneDNN (the default) and without;
+- bf16: ours with the weights cast once to bfloat16 (what ``--dtype auto`` picks on hardware
+  with fast bf16: AMX, AVX512-BF16, a GPU);
+- pipeline-fp32, pipeline-bf16: ``transformers.pipeline("text-classification")`` on the same
+  model folder (``trust_remote_code``), what a transformers user would run instead.
+The bf16 sides run by default only where bf16 is fast (on a CPU without AMX or AVX512-BF16 it
+is emulated, ~20-100x slower than fp32); name them in ``--sides`` to run them anyway.
 
-By default both sides classify the whole test split, the same messages: the split is dealt
-into ``--rounds`` interleaved parts, and each round runs the book and then ours on one part, so
-load from other jobs on this shared machine hits both alike. ``--book-messages N`` limits the
-run to a random N-message subset (quicker; pessimistic for ours, whose sorted batches pad more
-when there are few messages to group). Prints messages/s, the ratio (target >= 6x), and the
-fraction of this machine's measured fp32 matmul peak reached, counting the model FLOPs of each
-message's real tokens.
+The split is dealt into ``--rounds`` interleaved parts, and each round runs every side on one
+part, so load from other jobs on this shared machine hits all alike. ``--book-messages N``
+limits the run to a random N-message subset. Prints messages/s, the ratios against the
+targets (auto >= 3x fp32, >= 20x the book), and the fraction of this machine's measured matmul
+peak *of the side's dtype* reached, counting the model FLOPs of each message's real tokens.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import random
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import matmul_peak_gflops, transformer_forward_flops  # noqa: E402
-from scratchgpt.data.prepare import DataArguments, prepare_from_args  # noqa: E402
-from scratchgpt.inference.classify import classify_texts  # noqa: E402
-from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
-from scratchgpt.tokenizer import load_tiktoken  # noqa: E402
-from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
-from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification  # noqa: E402
+from benchmarks.common import describe_peaks, matmul_peaks, transformer_forward_flops
+from scratchgpt.data.arguments import DataArguments
+from scratchgpt.data.prepare import prepare_from_args
+from scratchgpt.folder import save_model_folder
+from scratchgpt.inference.classify import cast_for_inference, classify_texts
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt.precision import fast_bf16, resolve_dtype
+from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 
 BOOK_PAD_LENGTH = 120
-TARGET_RATIO = 6.0
+TARGET_VS_BOOK = 20.0
+TARGET_VS_FP32 = 3.0
+SIDES = ("book", "fp32", "fp32-plain", "bf16", "pipeline-fp32", "pipeline-bf16")
+DTYPES = {"bf16": torch.bfloat16, "pipeline-bf16": torch.bfloat16}  # the others: fp32
 GPT2_SMALL = {"n_layers": 12, "emb_dim": 768}
 
 
@@ -95,13 +106,76 @@ def flops_per_message(texts: list[str], cap: int = 1024) -> float:
     return total / len(texts)
 
 
+def time_pipeline(classifier, texts: list[str], batch_size: int) -> float:
+    classifier(texts[:batch_size], batch_size=batch_size, truncation=True)  # warm-up
+    start = time.perf_counter()
+    classifier(texts, batch_size=batch_size, truncation=True)
+    return time.perf_counter() - start
+
+
+def make_pipeline(folder: Path, dtype: torch.dtype):
+    from transformers import pipeline
+
+    return pipeline(
+        "text-classification", model=str(folder), trust_remote_code=True, dtype=dtype, device="cpu"
+    )
+
+
 def report(name: str, messages: int, seconds: float, flops: float, peak: float) -> float:
     rate = messages / seconds
     fraction = rate * flops / 1e9 / peak
     print(
-        f"{name:<34} {messages:>5} msgs {seconds:7.1f} s {rate:8.1f} msg/s  {fraction:6.1%} of peak"
+        f"{name:<34} {messages:>5} msgs {seconds:7.1f} s {rate:8.1f} msg/s  "
+        f"{fraction:6.1%} of its dtype's peak"
     )
     return rate
+
+
+def default_sides() -> list[str]:
+    fast, _ = fast_bf16("cpu")
+    return [side for side in SIDES if fast or side not in DTYPES]
+
+
+def build_sides(names: list[str], seed: int, folder: Path) -> dict:
+    """name -> a callable (texts, batch_size) -> seconds."""
+    torch.manual_seed(seed)
+    ours = ScratchGPTForSequenceClassification(ScratchGPTConfig.from_preset("gpt2-small")).eval()
+    save_model_folder(ours, folder, gpt2_bpe_dir())
+    sides = {}
+    for name in names:
+        if name == "book":
+            book = book_model()
+            sides[name] = lambda texts, batch, book=book: time_book(book, texts)
+        elif name in ("fp32", "fp32-plain"):
+            prepack = "auto" if name == "fp32" else False
+            sides[name] = lambda texts, batch, p=prepack: time_ours(ours, texts, batch, p)
+        elif name == "bf16":
+            bf16 = copy.deepcopy(ours)
+            cast_for_inference(bf16, "bfloat16")
+            sides[name] = lambda texts, batch, m=bf16: time_ours(m, texts, batch)
+        else:
+            classifier = make_pipeline(folder, DTYPES.get(name, torch.float32))
+            sides[name] = lambda texts, batch, c=classifier: time_pipeline(c, texts, batch)
+    return sides
+
+
+def print_ratios(rates: dict[str, float]) -> None:
+    auto = "bf16" if resolve_dtype("auto", "cpu").dtype == torch.bfloat16 else "fp32"
+    print(f"auto precision runs the {auto} side here")
+    checks = [
+        (auto, "fp32", TARGET_VS_FP32 if auto == "bf16" else None),
+        (auto, "book", TARGET_VS_BOOK),
+        (auto, "pipeline-fp32", None),
+        ("bf16", "pipeline-bf16", None),
+    ]
+    for ours, other, target in checks:
+        if ours == other or ours not in rates or other not in rates:
+            continue
+        ratio = rates[ours] / rates[other]
+        verdict = ""
+        if target:
+            verdict = f" ({'meets' if ratio >= target else 'MISSES'} the {target:.0f}x target)"
+        print(f"ratio {ours}/{other}: {ratio:.2f}x{verdict}")
 
 
 def main() -> None:
@@ -114,44 +188,51 @@ def main() -> None:
         help="classify a random N-message subset instead of the whole test split (0, the "
         "default: the whole split, ~4 minutes for the book's loop on 2 cores)",
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="our messages per batch")
+    parser.add_argument("--batch-size", type=int, default=16, help="messages per batch")
     parser.add_argument(
         "--rounds", type=int, default=2, help="interleaved parts of the messages (shared machines)"
     )
+    parser.add_argument(
+        "--sides",
+        default=",".join(default_sides()),
+        help=f"comma-separated sides to run, of {', '.join(SIDES)} (default: %(default)s; the "
+        "bf16 ones only where bf16 is fast)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and the weights")
     args = parser.parse_args()
+    names = [name.strip() for name in args.sides.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SIDES))
+    if unknown:
+        parser.error(f"--sides: unknown {', '.join(unknown)}; choose among {', '.join(SIDES)}")
 
     texts = sms_test_texts()
     if args.book_messages:
         texts = random.Random(args.seed).sample(texts, min(args.book_messages, len(texts)))
-    torch.manual_seed(args.seed)
-    ours = ScratchGPTForSequenceClassification(ScratchGPTConfig.from_preset("gpt2-small")).eval()
-    book = book_model()
-
-    # The machine is shared: alternate the sides in rounds so load changes hit them alike.
-    t_book = t_ours = t_plain = peak = 0.0
-    for index in range(args.rounds):
-        # The best matmul rate seen in the run is the ceiling (others' jobs only lower it).
-        peak = max(peak, matmul_peak_gflops())
-        part = texts[index :: args.rounds]
-        t_book += time_book(book, part)
-        t_ours += time_ours(ours, part, args.batch_size)
-        t_plain += time_ours(ours, part, args.batch_size, prepack=False)
-    peak = max(peak, matmul_peak_gflops())
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = build_sides(names, args.seed, Path(tmp) / "gpt2-small-classifier")
+        seconds = dict.fromkeys(names, 0.0)
+        peaks = matmul_peaks()
+        # The machine is shared: alternate the sides in rounds so load changes hit them alike,
+        # and keep the best matmul rate seen (others' jobs only lower it) as the ceiling.
+        for index in range(args.rounds):
+            part = texts[index :: args.rounds]
+            for name, run in sides.items():
+                seconds[name] += run(part, args.batch_size)
+            for dtype, peak in matmul_peaks().items():
+                peaks[dtype] = max(peaks[dtype], peak)
 
     scope = f"a random {len(texts)}-message subset of" if args.book_messages else "the whole"
     print(
-        f"\nSMS test split ({scope} split, {len(texts)} messages); gpt2-small shape, fp32, "
-        f"{torch.get_num_threads()} threads; measured matmul peak {peak:.0f} GFLOP/s"
+        f"\nSMS test split ({scope} split, {len(texts)} messages); gpt2-small shape, "
+        f"{torch.get_num_threads()} threads; {describe_peaks(peaks)}"
     )
     flops = flops_per_message(texts)
     print(f"model FLOPs per message (real tokens): {flops / 1e9:.2f} GFLOP")
-    book_rate = report("book classify_review (pad 120)", len(texts), t_book, flops, peak)
-    ours_rate = report("ours classify_texts", len(texts), t_ours, flops, peak)
-    report("ours classify_texts, prepack=False", len(texts), t_plain, flops, peak)
-    ratio = ours_rate / book_rate
-    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-    print(f"ratio ours/book: {ratio:.1f}x ({verdict} the {TARGET_RATIO:.0f}x target)")
+    rates = {
+        name: report(name, len(texts), seconds[name], flops, peaks[DTYPES.get(name, torch.float32)])
+        for name in names
+    }
+    print_ratios(rates)
 
 
 if __name__ == "__main__":
