@@ -33,6 +33,7 @@ from .layers_scratchgpt import (
     ScratchGPTFeedForward,
     TransformerBlock,
     is_tracing,
+    mask_for_real_tokens,
     pool_hidden_states,
     pool_through_blocks,
     position_ids_from_mask,
@@ -411,9 +412,10 @@ class ScratchGPTForSequenceClassification(ScratchGPTPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         end_block: int | None = None,
     ) -> torch.Tensor:
-        """Hidden states after blocks ``0..end_block-1``: what a frozen prefix always yields."""
+        """Hidden states after blocks ``0..end_block-1``: what a frozen prefix always yields.
+        Only the real tokens' states are meant to be read (``mask_for_real_tokens``)."""
         hidden = self.gpt.embed(input_ids, attention_mask)
-        return self.gpt.run_blocks(hidden, attention_mask, end=end_block)
+        return self.gpt.run_blocks(hidden, mask_for_real_tokens(attention_mask), end=end_block)
 
     def forward_from_block(
         self,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scratchgpt_modeling.layers_scratchgpt import build_attention_mask
+from scratchgpt_modeling.layers_scratchgpt import build_attention_mask, mask_for_real_tokens
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
@@ -239,3 +239,13 @@ def test_forward_from_block_equals_forward_at_every_split(sequences):
             hidden = model.embed_and_run_blocks(ids, mask, end_block=split)
             got = model.forward_from_block(hidden, split, mask).logits
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_right_padding_needs_no_mask_in_the_blocks():
+    """Right-padded (and unpadded) batches reach the kernel's causal path; left padding keeps
+    its mask, since causal attention alone would let real tokens read the padding before them."""
+    right = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    assert mask_for_real_tokens(right) is None
+    assert mask_for_real_tokens(torch.ones(2, 4, dtype=torch.long)) is None
+    assert mask_for_real_tokens(left) is left
