@@ -1,6 +1,6 @@
 """Classify the SMS test split with a gpt2-small-shaped classifier: ours vs the book's loop.
 
-    python benchmarks/bench_classify.py [--book-messages N] [--batch-size 16] [--rounds 2]
+    python -m benchmarks.bench_classify [--book-messages N] [--batch-size 16] [--rounds 2]
 
 Both models have random weights (speed does not depend on them) and the same shape. The book's
 side is ``llms_from_scratch.ch06.classify_review`` on its ``GPTModel`` with a 2-class head,
@@ -22,22 +22,18 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import matmul_peak_gflops, transformer_forward_flops  # noqa: E402
-from scratchgpt.data.prepare import DataArguments, prepare_from_args  # noqa: E402
-from scratchgpt.inference.classify import classify_texts  # noqa: E402
-from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
-from scratchgpt.tokenizer import load_tiktoken  # noqa: E402
-from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
-from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification  # noqa: E402
+from benchmarks.common import matmul_peak_gflops, transformer_forward_flops
+from scratchgpt.data.prepare import DataArguments, prepare_from_args
+from scratchgpt.inference.classify import classify_texts
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt.tokenizer import load_tiktoken
+from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
+from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
 
 BOOK_PAD_LENGTH = 120
 TARGET_RATIO = 6.0

@@ -32,9 +32,9 @@ own evaluation dataloader, what its evaluation loop runs per batch.
 All sides use random weights (no pretrained GPT-2 is reachable here) and the book's data:
 747 spam + 747 ham, split 70/10/20.
 
-    python benchmarks/bench_finetune.py                 # default recipe + --trainable all
-    python benchmarks/bench_finetune.py --skip-all --skip-end-to-end
-    nice -n 10 python benchmarks/bench_finetune.py --rounds 2 --our-steps-per-round 2 \
+    python -m benchmarks.bench_finetune                 # default recipe + --trainable all
+    python -m benchmarks.bench_finetune --skip-all --skip-end-to-end
+    nice -n 10 python -m benchmarks.bench_finetune --rounds 2 --our-steps-per-round 2 \
         --skip-all --skip-end-to-end                    # a quick try (numbers: noisy)
 """
 

@@ -1,6 +1,6 @@
 """Forward pass of a gpt2-small-shaped classifier: ours vs transformers' GPT-2, same run.
 
-    python benchmarks/bench_forward.py [--batch 8] [--seq-len 128] [--repeats 5]
+    python -m benchmarks.bench_forward [--batch 8] [--seq-len 128] [--repeats 5]
 
 Prints seconds per forward, the ratio (transformers / ours: > 1 means ours is faster) and the
 GFLOP/s each reaches against this machine's measured fp32 matmul peak.
