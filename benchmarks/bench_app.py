@@ -63,7 +63,7 @@ def first_answer(url: str, process: subprocess.Popen, start: float, timeout: flo
         try:
             Client(url, verbose=False).predict("Are we still on for tonight?", api_name="/classify")
             return time.perf_counter() - start
-        except Exception:  # noqa: BLE001 - not up yet: connection refused, 404, ...
+        except Exception:  # not up yet: connection refused, 404, ...
             time.sleep(0.25)
     raise SystemExit(f"no answer from {url} within {timeout:.0f} s")
 

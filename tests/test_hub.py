@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from scratchgpt.hub.push import (
 )
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.paths import REPO_ROOT, current_umask
+from tests.helpers import free_port
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
 TRAINING_ARGS = {
@@ -210,16 +210,10 @@ def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
         push_folder(output_dir, "me/x")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once the socket is closed
-
-
 def test_real_push_without_network_fails_cleanly(output_dir, tmp_path):
     env = {
         **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "HF_TOKEN": "hf_not_a_real_token",
         "HF_HUB_OFFLINE": "0",
         "HF_HOME": str(tmp_path / "hf_home"),

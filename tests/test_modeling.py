@@ -9,7 +9,7 @@ from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTModel,
     build_attention_mask,
 )
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 PAD = 50256
 

@@ -16,8 +16,10 @@ from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
 )
-from tests.conftest import tiny_config
-from tests.test_train import flags, fresh_accelerate_state, weights  # noqa: F401 (fixture)
+from tests.helpers import flags, tiny_config, weights
+
+# Accelerate keeps process-wide singletons: every test here leaves them clean.
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def classifier_and_lm() -> tuple[torch.nn.Module, torch.nn.Module]:

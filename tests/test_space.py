@@ -18,6 +18,7 @@ from scratchgpt.cli import push_space_main
 from scratchgpt.hub.push import HubPushError
 from scratchgpt.hub.space import MODEL_ENV, write_space
 from scratchgpt.paths import REPO_ROOT
+from tests.helpers import free_port
 
 SPACE, MODEL_REPO = "me/toy-spam-demo", "me/toy-spam"
 
@@ -139,11 +140,9 @@ def test_push_refuses_offline_or_without_token(monkeypatch):
 
 
 def test_real_push_without_network_fails_cleanly(tmp_path):
-    from tests.test_hub import closed_port
-
     env = {
         **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "HF_TOKEN": "hf_not_a_real_token",
         "HF_HUB_OFFLINE": "0",
         "HF_HOME": str(tmp_path / "hf_home"),

@@ -15,7 +15,8 @@ imported, which everything that loads or saves a model does; elsewhere call
 
 __version__ = "0.1.0"
 
-_API = (
+# The Python API's names, once: scratchgpt.api's __all__ is this list.
+API_NAMES = (
     "AppArguments",
     "ClassifyArguments",
     "ConvertArguments",
@@ -36,7 +37,7 @@ _API = (
     "push_space",
     "push_to_hub",
 )
-__all__ = ["__version__", "register_auto_classes", *_API]
+__all__ = ["__version__", "register_auto_classes", *API_NAMES]
 
 
 def __getattr__(name: str):
@@ -44,7 +45,7 @@ def __getattr__(name: str):
         from scratchgpt.folder import register_auto_classes
 
         return register_auto_classes
-    if name in _API:
+    if name in API_NAMES:
         from scratchgpt import api
 
         return getattr(api, name)

@@ -433,7 +433,7 @@ def card_problems(card: ModelCard | str) -> list[str]:
     """What is wrong with a card's metadata, checked offline; empty when it is valid."""
     try:
         data = ModelCard(str(card), ignore_metadata_errors=False).data
-    except Exception as err:  # noqa: BLE001 - any parse failure is a problem to report
+    except Exception as err:  # any parse failure is a problem to report
         return [f"metadata does not parse: {type(err).__name__}: {err}"]
     problems = []
     expected = {"pipeline_tag": "text-classification", "library_name": "transformers"}

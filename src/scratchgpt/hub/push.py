@@ -244,7 +244,7 @@ def push_folder(
             commit_message=commit_message or f"Upload {folder.name} with scratchgpt",
             ignore_patterns=ignore_patterns(include_logs),
         )
-    except Exception as err:  # noqa: BLE001 - network/HTTP errors come in many types
+    except Exception as err:  # network/HTTP errors come in many types
         raise HubPushError(
             f"could not {step} on {constants.ENDPOINT} for {repo_id!r}: {type(err).__name__}: "
             f"{err}\nNo files were committed: upload_folder sends all files in one commit, "
