@@ -166,7 +166,7 @@ def test_api_is_importable_from_the_package():
     parts = ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert")
     for name in (*parts, "Push", "Space", "App"):
         assert hasattr(scratchgpt, f"{name}Arguments")
-    # One list of names: scratchgpt.api exports exactly scratchgpt.API_NAMES, each its own.
+    # One list of names: scratchgpt.api exports exactly scratchgpt.api_names.API_NAMES.
     from types import ModuleType
 
     from scratchgpt import api

@@ -22,6 +22,7 @@ from scratchgpt.hub.push import (
 )
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
 from scratchgpt.paths import REPO_ROOT, current_umask
+from scratchgpt.run_record import RunRecord
 from tests.helpers import free_port
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
@@ -136,6 +137,27 @@ def test_card_inputs_errors_name_the_file(output_dir):
     with pytest.raises(CardError, match=r"training_args.json not found"):
         write_model_card(output_dir)
     assert not (output_dir / "README.md").exists()
+
+
+def test_run_record_has_one_name_per_fact():
+    record = RunRecord(settings={"epochs": 3, "lr": 1e-3}, model_name="m", seconds={"total": 1.0})
+    assert RunRecord.from_json(record.to_json()) == record
+    assert record.get("lr") == 1e-3 and record.get("model_name") == "m"
+    assert record.get("absent", "default") == "default"
+    with pytest.raises(ValueError, match=r"\['model_name'\] are both a setting and a fact"):
+        RunRecord(settings={"model_name": "x"})
+
+
+def test_card_reads_a_folder_written_before_the_run_record(output_dir):
+    """Earlier trainers also wrote copies of some flags under other names: the card reads such
+    a folder as before and shows each setting once."""
+    new = render_model_card(output_dir).text
+    copies = {"num_epochs": 5, "learning_rate": 5e-05, "lr_scheduler": "constant",
+              "lora_rank": None, "dedupe": True, "base_model": "gpt2-small"}  # fmt: skip
+    old = {**TRAINING_ARGS, **copies}
+    (output_dir / "training_args.json").write_text(json.dumps(old))
+    assert render_model_card(output_dir).text == new
+    assert '"learning_rate"' not in new and '"lr": 5e-05' in new
 
 
 def test_card_problems_catch_bad_metadata(output_dir):

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from scratchgpt.cli import finetune_main
+from scratchgpt.run_record import OLD_COPIES, RunRecord
 from scratchgpt.training import loop as train
 from scratchgpt.training.prefix_cache import cache_blocker, frozen_prefix_length
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
@@ -90,6 +91,14 @@ def test_output_folder_is_complete(toy_run):
     assert set(saved) >= {"train", "validation", "test"}
     config = json.loads((output_dir / "config.json").read_text())
     assert config["id2label"] == {"0": "ham", "1": "spam"}
+    # training_args.json is the run's record: every fact once, under one name.
+    written = json.loads((output_dir / "training_args.json").read_text())
+    assert not set(written) & set(OLD_COPIES)
+    record = RunRecord.from_json(written)
+    assert record.to_json() == written
+    assert (record.model_name, record.label_names) == ("out", ["ham", "spam"])
+    assert record.get("epochs") == 4 and record.num_train_examples == 56
+    assert record.get("mixed_precision") == "no"  # the flag's None resolved by accelerate
     epochs = [r for r in step_log(output_dir) if r.get("epoch_end")]
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
     assert not (output_dir.parent / "out.run").exists()  # the run folder goes after success

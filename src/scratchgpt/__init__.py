@@ -13,30 +13,9 @@ imported, which everything that loads or saves a model does; elsewhere call
 ``scratchgpt.register_auto_classes()`` first, or pass ``trust_remote_code=True``.
 """
 
-__version__ = "0.1.0"
+from scratchgpt.api_names import API_NAMES
 
-# The Python API's names, once: scratchgpt.api's __all__ is this list.
-API_NAMES = (
-    "AppArguments",
-    "ClassifyArguments",
-    "ConvertArguments",
-    "DataArguments",
-    "EvaluateArguments",
-    "FinetuneArguments",
-    "GenerateArguments",
-    "PrepareDataArguments",
-    "PushArguments",
-    "SpaceArguments",
-    "build_app",
-    "classify",
-    "convert",
-    "evaluate",
-    "finetune",
-    "generate",
-    "prepare_data",
-    "push_space",
-    "push_to_hub",
-)
+__version__ = "0.1.0"
 __all__ = ["__version__", "register_auto_classes", *API_NAMES]
 
 

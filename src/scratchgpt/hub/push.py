@@ -30,11 +30,11 @@ from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
     METRICS_FILE,
-    TRAINING_ARGS_FILE,
     card_problems,
     render_model_card,
 )
 from scratchgpt.inference.classify import check_folder_weights
+from scratchgpt.run_record import RUN_RECORD_FILE
 from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
@@ -110,7 +110,7 @@ def check_card(folder: Path, repo_id: str | None) -> tuple[list[str], bool, str 
     if card_path.is_file():
         text = card_path.read_text(encoding="utf-8")
         return [f"{card_path}: {p}" for p in card_problems(text)], False, text
-    if (folder / METRICS_FILE).is_file() and (folder / TRAINING_ARGS_FILE).is_file():
+    if (folder / METRICS_FILE).is_file() and (folder / RUN_RECORD_FILE).is_file():
         try:
             card = render_model_card(folder, repo_id)
         except ValueError as err:
