@@ -3,8 +3,11 @@
 Training writes it (``scratchgpt.training.outputs``); the model card and the browser app read
 it. One name per fact: the run's settings keep their flag names (``epochs``, ``lr``,
 ``lr_schedule``, ``lora_r``, ``keep_duplicates``: ``FinetuneArguments`` as ``to_config`` gives
-them), and what the run found out is a field of :class:`RunRecord`, whose names no flag uses.
-The file is flat (settings and facts side by side), as it always was.
+them), and what the run found out is a field of :class:`RunRecord`. A fact that resolves a
+flag keeps the flag's name and replaces it (``RESOLVED_FLAGS``: ``mixed_precision``, what
+accelerate chose for ``None``; ``label_names``, the labels used; ``prefix_cache``,
+``"on: ..."`` or ``"off: why"`` for ``auto``/``off``); no other name is both. The file is flat
+(settings and facts side by side), as it always was.
 
 To record one more fact, declare it below with a default (so older folders still read) and
 pass it where the run learns it; it is written, read back and shown in the card's settings
@@ -24,6 +27,8 @@ RUN_RECORD_FILE = "training_args.json"
 # Copies of flags under other names that earlier versions wrote beside the flags themselves;
 # reading an old folder drops them (the flags they copy are in the file too).
 OLD_COPIES = ("num_epochs", "learning_rate", "lr_scheduler", "lora_rank", "dedupe", "base_model")
+# Flags whose value the run resolves: the record holds the resolved value under the flag's name.
+RESOLVED_FLAGS = ("mixed_precision", "label_names", "prefix_cache")
 
 
 @dataclass(kw_only=True)
@@ -33,6 +38,7 @@ class RunRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     model_name: str | None = None  # the output folder's name: the card's title
     label_names: list[str] | None = None
+    mixed_precision: str | None = None  # "no", "bf16" or "fp16", as the run used it
     num_train_examples: int | None = None
     parameters: dict[str, int] | None = None  # "total" and "trainable"
     prefix_cache: str | None = None  # "on: ..." or "off: <why>"

@@ -17,7 +17,7 @@ import torch
 from scratchgpt.arguments import save_config, to_config
 from scratchgpt.folder import save_model_folder
 from scratchgpt.metrics import report
-from scratchgpt.run_record import RunRecord, write_run_record
+from scratchgpt.run_record import RESOLVED_FLAGS, RunRecord, write_run_record
 from scratchgpt.training.arguments import recipe
 from scratchgpt.training.fsdp import gather_full_model, is_fsdp
 from scratchgpt.training.plots import Series, plot_series
@@ -150,9 +150,8 @@ def plot_accuracy(epochs: list[dict], stem: Path) -> None:
 
 def run_record(run: Run) -> RunRecord:
     """The settings and facts of this run, each under one name (``training_args.json``)."""
-    facts = dict(run.info)
-    # --mixed-precision's None means "what accelerate chose": the record keeps the choice.
-    settings = {**to_config(run.args), "mixed_precision": facts.pop("mixed_precision")}
+    # The flags a fact resolves are recorded as resolved; recipe.yaml keeps them as given.
+    settings = {k: v for k, v in to_config(run.args).items() if k not in RESOLVED_FLAGS}
     return RunRecord(
         settings=settings,
         model_name=run.args.output_dir.name,
@@ -162,7 +161,7 @@ def run_record(run: Run) -> RunRecord:
         examples_seen=run.state.examples_seen,
         train_seconds=round(run.state.elapsed_s, 2),
         best=run.state.best,
-        **facts,
+        **run.info,
     )
 
 
