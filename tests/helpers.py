@@ -6,13 +6,17 @@ Test modules import these from here, never from one another (fixtures live in co
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from scratchgpt.paths import REPO_ROOT
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 
 
@@ -63,3 +67,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_script_against_a_dead_hub(script: str, args: list[str], hf_home: Path):
+    """Run ``scripts/<script>`` with a token, online, against a Hub endpoint nobody serves."""
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "HF_TOKEN": "hf_not_a_real_token",
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(hf_home),
+    }
+    command = [sys.executable, str(REPO_ROOT / "scripts" / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +18,9 @@ from scratchgpt.hub.push import (
     upload_file_list,
 )
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
-from scratchgpt.paths import REPO_ROOT, current_umask
+from scratchgpt.paths import current_umask
 from scratchgpt.run_record import RunRecord
-from tests.helpers import free_port
+from tests.helpers import run_script_against_a_dead_hub
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
 TRAINING_ARGS = {
@@ -233,18 +230,8 @@ def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
 
 
 def test_real_push_without_network_fails_cleanly(output_dir, tmp_path):
-    env = {
-        **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
-        "HF_TOKEN": "hf_not_a_real_token",
-        "HF_HUB_OFFLINE": "0",
-        "HF_HOME": str(tmp_path / "hf_home"),
-    }
-    script = REPO_ROOT / "scripts" / "push_to_hub.py"
     args = ["--model", str(output_dir), "--repo-id", "me/x", "--no-load-check"]
-    proc = subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = run_script_against_a_dead_hub("push_to_hub.py", args, tmp_path / "hf_home")
     assert proc.returncode == 1, proc.stderr
     assert "could not create the repo on http://127.0.0.1:" in proc.stderr
     assert "No files were committed" in proc.stderr

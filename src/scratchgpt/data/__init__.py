@@ -9,54 +9,30 @@ importing ``scratchgpt.data.collate`` does not import ``datasets``.
 
 import importlib
 
-# Each public name -> the module of this package that defines it.
-_HOMES = {
-    **dict.fromkeys(("DataArguments", "PrepareDataArguments"), "arguments"),
-    **dict.fromkeys(
-        (
-            "FORMATS",
-            "SMS_LABELS",
-            "SMS_SHA256",
-            "SMS_ZIP_URL",
-            "BadLine",
-            "BadLinePolicy",
-            "DataError",
-            "download_sms_spam",
-            "extract_member",
-            "read_hub_dataset",
-            "read_labelled_file",
-            "sms_spam_path",
-        ),
-        "sources",
-    ),
-    **dict.fromkeys(
-        (
-            "DataSummary",
-            "PreparedData",
-            "SplitStats",
-            "TokenizeBatch",
-            "build_prepared",
-            "drop_duplicates",
-            "length_stats",
-            "load_prepared",
-            "load_source",
-            "prepare_data",
-            "prepare_from_args",
-            "resolve_model_source",
-            "save_prepared",
-            "split_sizes",
-            "stratified_split",
-            "tokenize_split",
-            "undersample",
-            "vocab_fingerprint",
-        ),
-        "prepare",
-    ),
-}
-__all__ = sorted(_HOMES)
+_SUBMODULES = ("arguments", "collate", "prepare", "sources")
+# The reading API, defined in scratchgpt.data.sources.
+_SOURCES = (
+    "FORMATS",
+    "SMS_LABELS",
+    "SMS_SHA256",
+    "SMS_ZIP_URL",
+    "BadLine",
+    "BadLinePolicy",
+    "DataError",
+    "download_sms_spam",
+    "extract_member",
+    "read_hub_dataset",
+    "read_labelled_file",
+    "sms_spam_path",
+)
 
 
 def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"scratchgpt.data.{_HOMES[name]}"), name)
+    # import_module, not "from scratchgpt.data import x", which would ask this hook for x.
+    if name in _SOURCES:
+        return getattr(importlib.import_module("scratchgpt.data.sources"), name)
+    if not name.startswith("_") and name not in _SUBMODULES:
+        prepare = importlib.import_module("scratchgpt.data.prepare")
+        if name in prepare.__all__:  # the pipeline's public names
+            return getattr(prepare, name)
     raise AttributeError(f"module 'scratchgpt.data' has no attribute {name!r}")
