@@ -112,6 +112,7 @@ def test_card_records_no_local_paths(output_dir, tmp_path):
     local = {"data_file": "/home/me/data/SMSSpamCollection", "output_dir": str(tmp_path / "o"),
              "run_dir": "outputs/sms-spam.run", "cache_dir": "../cache", "model": str(output_dir),
              "dataset": "ucirvine/sms_spam",
+             "data_summary": {"source": "/home/me/data/SMSSpamCollection", "rows_read": 9},
              "best": {"epoch": 2, "checkpoint": "/home/me/run/checkpoints/step_14"}}  # fmt: skip
     args = {**TRAINING_ARGS, **local}
     (output_dir / "training_args.json").write_text(json.dumps(args))

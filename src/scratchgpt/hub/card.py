@@ -286,6 +286,9 @@ def without_local_paths(args: Mapping) -> dict:
     best = public.get("best")
     if isinstance(best, dict) and isinstance(best.get("checkpoint"), str):
         public["best"] = {**best, "checkpoint": Path(best["checkpoint"]).name}
+    summary = public.get("data_summary")
+    if isinstance(summary, dict) and _is_local_path(str(summary.get("source", ""))):
+        public["data_summary"] = {**summary, "source": Path(summary["source"]).name}
     # --model is a preset, a Hub id or a folder: only a folder is cut.
     if isinstance(public.get("model"), str) and _is_local_path(public["model"]):
         public["model"] = Path(public["model"]).name
