@@ -1,8 +1,8 @@
 """The classical baseline: TF-IDF + logistic regression on the fine-tuning run's own splits.
 
-    python benchmarks/baseline_tfidf.py                       # baseline only, a few seconds
-    python benchmarks/baseline_tfidf.py --model outputs/sms-spam --json baseline.json
-    python benchmarks/baseline_tfidf.py --balance undersample --keep-duplicates   # other splits
+    python -m benchmarks.baseline_tfidf                       # baseline only, a few seconds
+    python -m benchmarks.baseline_tfidf --model outputs/sms-spam --json baseline.json
+    python -m benchmarks.baseline_tfidf --balance undersample --keep-duplicates   # other splits
 
 The splits are not rebuilt here: they come from ``scratchgpt.training.data.load_data`` with
 ``FinetuneArguments`` parsed from ``--init random --data-file FILE`` (the README's offline
@@ -35,8 +35,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # scratchgpt is imported after argument parsing: the package registers itself with
 # transformers on import, which takes seconds that --help should not wait for.

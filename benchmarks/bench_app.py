@@ -1,6 +1,6 @@
 """The browser app's latency on this machine: launch to first answer, then per message.
 
-    python benchmarks/bench_app.py [--model FOLDER] [--messages 20] [--file-messages 200]
+    python -m benchmarks.bench_app [--model FOLDER] [--messages 20] [--file-messages 200]
 
 Starts ``scripts/app.py`` as a person would (a new process) and polls its API with
 ``gradio_client`` until the first ``/classify`` answer comes back: the time from launch covers
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def free_port() -> int:
@@ -64,7 +63,7 @@ def first_answer(url: str, process: subprocess.Popen, start: float, timeout: flo
         try:
             Client(url, verbose=False).predict("Are we still on for tonight?", api_name="/classify")
             return time.perf_counter() - start
-        except Exception:  # noqa: BLE001 - not up yet: connection refused, 404, ...
+        except Exception:  # not up yet: connection refused, 404, ...
             time.sleep(0.25)
     raise SystemExit(f"no answer from {url} within {timeout:.0f} s")
 

@@ -1,7 +1,7 @@
 """Classifying one message from a fresh process: the torch-only path vs the transformers path.
 
-    python benchmarks/bench_classify_startup.py                      # a random gpt2-mini folder
-    python benchmarks/bench_classify_startup.py --model outputs/sms-spam --repeats 7
+    python -m benchmarks.bench_classify_startup                      # a random gpt2-mini folder
+    python -m benchmarks.bench_classify_startup --model outputs/sms-spam --repeats 7
 
 Each side is a new Python process that imports, loads the folder, classifies one message and
 prints the result, timed from outside (wall clock, medians, the sides interleaved):

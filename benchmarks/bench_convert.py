@@ -6,8 +6,8 @@ TensorFlow-made checkpoint), then converts it in a fresh subprocess that reports
 time and peak resident memory (``resource.getrusage``). Targets for 124M on the 2-core dev
 machine: conversion <= 10 s, peak RSS <= 2x the checkpoint size.
 
-    python benchmarks/bench_convert.py                 # 124M
-    python benchmarks/bench_convert.py --size 355M --repeat 1
+    python -m benchmarks.bench_convert                 # 124M
+    python -m benchmarks.bench_convert --size 355M --repeat 1
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 TIME_TARGET_S = 10.0
 RSS_TARGET_RATIO = 2.0
 SIZES = ("124M", "355M", "774M", "1558M")
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 
 # Both steps run in children: this parent imports nothing heavy, because a child's
 # getrusage peak starts from the RSS of the process it was forked from.
@@ -32,8 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-sys.path.insert(0, sys.argv[3])
-from make_tf_checkpoint import openai_shapes  # the layout the TensorFlow-made fixture uses
+from tests.fixtures.make_tf_checkpoint import openai_shapes  # the TensorFlow-made fixture's layout
 from scratchgpt.weights.convert import SIZE_TO_PRESET
 from scratchgpt.paths import gpt2_bpe_dir
 from scratchgpt.weights.tf_checkpoint import write_tf_checkpoint
@@ -91,9 +90,12 @@ print(json.dumps(report))
 
 
 def run_child(code: str, *args: str | Path) -> dict[str, float]:
-    """Run ``code`` in a fresh interpreter; its last stdout line is a JSON report."""
+    """Run ``code`` in a fresh interpreter; its last stdout line is a JSON report.
+
+    It runs in the repository root, which ``python -c`` puts on ``sys.path``: the writer
+    imports the test fixtures' checkpoint layout from there."""
     command = [sys.executable, "-c", code, *map(str, args)]
-    result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         checkpoint = Path(tmp) / "ckpt"
         checkpoint.mkdir()
-        written = run_child(WRITER, checkpoint, args.size, FIXTURES)
+        written = run_child(WRITER, checkpoint, args.size)
         size = written["bytes"]
         print(f"wrote {args.size} checkpoint: {size / 1e6:.0f} MB in {written['seconds']:.1f} s")
         runs = [run_child(CONVERTER, checkpoint, Path(tmp) / f"out{i}") for i in range(args.repeat)]

@@ -32,9 +32,9 @@ own evaluation dataloader, what its evaluation loop runs per batch.
 All sides use random weights (no pretrained GPT-2 is reachable here) and the book's data:
 747 spam + 747 ham, split 70/10/20.
 
-    python benchmarks/bench_finetune.py                 # default recipe + --trainable all
-    python benchmarks/bench_finetune.py --skip-all --skip-end-to-end
-    nice -n 10 python benchmarks/bench_finetune.py --rounds 2 --our-steps-per-round 2 \
+    python -m benchmarks.bench_finetune                 # default recipe + --trainable all
+    python -m benchmarks.bench_finetune --skip-all --skip-end-to-end
+    nice -n 10 python -m benchmarks.bench_finetune --rounds 2 --our-steps-per-round 2 \
         --skip-all --skip-end-to-end                    # a quick try (numbers: noisy)
 """
 
@@ -176,13 +176,6 @@ def our_flags(data_file: Path, output_dir: Path, *extra: str) -> list[str]:
             "--data-file", str(data_file),
             "--balance", "undersample", "--keep-duplicates", "--output-dir", str(output_dir),
             "--overwrite", *extra]  # fmt: skip
-
-
-def reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
 
 
 class Ours:
@@ -377,7 +370,7 @@ def time_default(args: argparse.Namespace, tmp: Path) -> dict:
     if hf is not None:
         unit["trainer_steps"] = EPOCHS * hf.steps_per_epoch
     unit["messages"] = len(messages)
-    reset_accelerate()
+    train.reset_accelerate_state()
     return unit
 
 
@@ -398,7 +391,7 @@ def time_all(args: argparse.Namespace, tmp: Path) -> dict:
     unit |= {"book_epoch_steps": book.steps_per_epoch, "our_epoch_steps": ours.steps_per_epoch}
     if hf is not None:
         unit["trainer_epoch_steps"] = hf.steps_per_epoch
-    reset_accelerate()
+    train.reset_accelerate_state()
     return unit
 
 
@@ -406,7 +399,7 @@ def run_ours_end_to_end(args: argparse.Namespace, tmp: Path) -> dict:
     """Our whole default run, for real: data, model, cache, 5 epochs, evaluations, outputs."""
     output_dir = tmp / "ours-default"
     wall = seconds(lambda: train.main(our_flags(args.data_file, output_dir)))
-    reset_accelerate()
+    train.reset_accelerate_state()
     record = json.loads((output_dir / "training_args.json").read_text())
     metrics = json.loads((output_dir / "metrics.json").read_text())
     return {"wall": wall, "phases": record["seconds"], "metrics": metrics}

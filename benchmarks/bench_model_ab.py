@@ -1,6 +1,6 @@
 """The classifier's forward pass at this checkout vs an earlier git revision of ``modeling/``.
 
-    python benchmarks/bench_model_ab.py [--rev 744d7f6] [--rounds 6] [--batch 16]
+    python -m benchmarks.bench_model_ab [--rev 744d7f6] [--rounds 6] [--batch 16]
 
 Both versions get the same gpt2-small weights and the same batches: SMS-length right-padded
 batches (what classification and the frozen-prefix cache run) and an unpadded 8 x 128 batch
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -43,10 +44,14 @@ def old_classifier_class(rev: str, folder: Path) -> type:
             ["git", "show", f"{rev}:modeling/{name}"], cwd=REPO, capture_output=True, text=True
         )
         (package / name).write_text(show.stdout if show.returncode == 0 else "")
-    sys.path.insert(0, str(folder))
-    return importlib.import_module("modeling_at_rev.modeling_scratchgpt").__dict__[
-        "ScratchGPTForSequenceClassification"
-    ]
+    # Imported as a package from its own folder (its files import each other relatively).
+    spec = importlib.util.spec_from_file_location(
+        package.name, package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    sys.modules[package.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules[package.name])
+    module = importlib.import_module(f"{package.name}.modeling_scratchgpt")
+    return module.ScratchGPTForSequenceClassification
 
 
 def sms_like_batch(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,8 +6,8 @@ shared copy of the suite) in two pytest subprocesses, then prints passed/failed/
 method for each, our failures with their first error line, and every test GPT-2 passes that
 we skip, with the reason.
 
-    python benchmarks/conformance_counts.py            # both (GPT-2's run takes ~2-4 min)
-    python benchmarks/conformance_counts.py --ours-only
+    python -m benchmarks.conformance_counts            # both (GPT-2's run takes ~2-4 min)
+    python -m benchmarks.conformance_counts --ours-only
 
 A test counts once however many subtests (one per model class) it runs: failed if any part
 failed, skipped if it or all of its subtests skipped, passed otherwise. ``HF_HUB_OFFLINE=1``

@@ -16,8 +16,8 @@ The test split is not looked at. The best (validation spam F1, then accuracy) be
 default for ``--init random``; README.md ("Choosing the recipe for random weights") records the
 table this script printed.
 
-    python benchmarks/recipe_search.py --json recipes.json       # the default candidates
-    python benchmarks/recipe_search.py --candidates last_block:last:5e-5 last_block:mean:1e-3
+    python -m benchmarks.recipe_search --json recipes.json       # the default candidates
+    python -m benchmarks.recipe_search --candidates last_block:last:5e-5 last_block:mean:1e-3
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 # Tests must never reach for the network: fail fast instead of hanging on a Hub lookup.
@@ -11,24 +10,27 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from scratchgpt.folder import save_model_folder  # noqa: E402
-from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file  # noqa: E402
-from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig  # noqa: E402
-from scratchgpt_modeling.modeling_scratchgpt import (  # noqa: E402
+from scratchgpt.folder import save_model_folder
+from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
+from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
 )
+from tests.helpers import tiny_config, toy_messages
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
-def tiny_config(**overrides) -> ScratchGPTConfig:
-    """A 2-layer model over the real GPT-2 vocabulary: fast, yet tokenizer-compatible."""
-    base = dict(vocab_size=50257, context_length=64, emb_dim=32, n_heads=2, n_layers=2)
-    return ScratchGPTConfig(**{**base, **overrides})
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide singletons; a test that trains leaves them clean."""
+    yield
+    from scratchgpt.training.loop import reset_accelerate_state  # not for tests that never train
+
+    reset_accelerate_state()
 
 
 @pytest.fixture(scope="session")
@@ -62,24 +64,6 @@ def tiny_lm_dir(tmp_path_factory, bpe_dir) -> Path:
     return save_model_folder(model, tmp_path_factory.mktemp("models") / "lm", bpe_dir)
 
 
-# A toy classification task shared by the training and Python-API tests.
-# Disjoint vocabularies make the task learnable.
-HAM_WORDS = ["see", "you", "at", "home", "later", "tonight", "ok", "thanks", "mum", "dinner"]
-SPAM_WORDS = ["win", "cash", "prize", "free", "claim", "now", "urgent", "txt", "award", "stop"]
-
-
-def toy_messages(n: int = 80, seed: int = 0) -> list[tuple[str, str]]:
-    """A learnable task: ham and spam drawn from disjoint vocabularies, all texts distinct."""
-    rng = random.Random(seed)
-    messages: dict[str, str] = {}
-    while len(messages) < n:
-        label = "spam" if len(messages) % 2 else "ham"
-        words = SPAM_WORDS if label == "spam" else HAM_WORDS
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
-        messages.setdefault(text, label)
-    return [(label, text) for text, label in messages.items()]
-
-
 @pytest.fixture(scope="module")
 def toy_file(tmp_path_factory) -> Path:
     # 80 distinct messages -> 56 / 8 / 16 rows: every split divides into batches of 4 and 8.
@@ -100,9 +84,8 @@ def trained_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
     """A finished fine-tuning run's output folder (weights, metrics.json, training_args.json,
     card): the tiny 3-layer classifier trained on the toy task, so its labels mean something.
     Used by the browser app and Space tests."""
-    from accelerate.state import AcceleratorState, GradientState
-
     from scratchgpt import FinetuneArguments, finetune
+    from scratchgpt.training.loop import reset_accelerate_state
 
     tmp = tmp_path_factory.mktemp("trained")
     data = tmp / "toy.txt"
@@ -124,6 +107,5 @@ def trained_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
         no_tensorboard=True,
     )
     finetune(args)
-    AcceleratorState._reset_state(reset_partial_state=True)  # finetune does; be sure
-    GradientState._reset_state()
+    reset_accelerate_state()  # finetune does; be sure
     return tmp / "toy-spam"

@@ -167,6 +167,14 @@ def test_api_is_importable_from_the_package():
     parts = ("Finetune", "PrepareData", "Data", "Evaluate", "Classify", "Generate", "Convert")
     for name in (*parts, "Push", "Space", "App"):
         assert hasattr(scratchgpt, f"{name}Arguments")
+    # One list of names: scratchgpt.api exports exactly scratchgpt.api_names.API_NAMES.
+    from types import ModuleType
+
+    from scratchgpt import api
+
+    public = {n for n, v in vars(api).items() if n[0] != "_" and not isinstance(v, ModuleType)}
+    assert public - {"API_NAMES"} == set(api.__all__) == set(scratchgpt.API_NAMES)
+    assert all(getattr(scratchgpt, n) is getattr(api, n) for n in scratchgpt.API_NAMES)
 
 
 def test_prepare_and_evaluate_from_python_score_the_run(api_run, model_dir, toy_file):

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import warnings
@@ -30,6 +29,7 @@ from scratchgpt.app.attribution import (
 )
 from scratchgpt.app.service import DemoService, model_facts, read_messages
 from scratchgpt.inference.classify import TextClassifier, TruncationWarning, load_classifier
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SPAM = "win cash prize now claim free award"
@@ -211,12 +211,6 @@ def test_a_missing_model_is_one_error_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------- served: API, page
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,16 @@ from datasets import ClassLabel
 
 from scratchgpt.cli import prepare_data_main
 from scratchgpt.data import prepare as data
+from scratchgpt.data import sources
 from scratchgpt.data.arguments import build_prepare_parser as build_parser
 from scratchgpt.data.prepare import (
-    BadLinePolicy,
-    DataError,
     build_prepared,
-    extract_member,
     load_prepared,
-    read_labelled_file,
     save_prepared,
     stratified_split,
     undersample,
 )
+from scratchgpt.data.sources import BadLinePolicy, DataError, extract_member, read_labelled_file
 from scratchgpt.paths import current_umask, gpt2_bpe_dir, sms_spam_file
 from scratchgpt.tokenizer import load_hf_tokenizer, load_tiktoken
 
@@ -218,13 +216,13 @@ def test_hub_path_keeps_classlabel_names_and_rejects_bad_ids(tmp_path, monkeypat
     Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "hub" / "train.parquet")
     kwargs = {"text_column": "sentence", "label_column": "y"}
     with pytest.raises(DataError, match=r"hub\[train\]:3: unknown label .* -1"):
-        data.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
+        sources.read_hub_dataset(str(tmp_path / "hub"), **kwargs)
     with pytest.raises(
         DataError, match=r"hub\[train\]: no text column 'text'; the columns are \['sentence', 'y'\]"
     ):
-        data.read_hub_dataset(str(tmp_path / "hub"), label_column="y")
+        sources.read_hub_dataset(str(tmp_path / "hub"), label_column="y")
     policy = BadLinePolicy("skip")
-    raw, names = data.read_hub_dataset(str(tmp_path / "hub"), policy=policy, **kwargs)
+    raw, names = sources.read_hub_dataset(str(tmp_path / "hub"), policy=policy, **kwargs)
     assert names == ["neg", "pos"] and raw["text"] == ["good", "bad", "great"]
     assert raw["label"] == [1, 0, 1] and len(policy.skipped) == 1
 
@@ -315,10 +313,10 @@ def test_download_extracts_and_verifies(tmp_path):
         shutil.copyfile(served, dest)
         return Path(dest)
 
-    out = data.download_sms_spam(tmp_path / "cache", fetch=fake_fetch)
-    assert calls == [data.SMS_ZIP_URL]
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == data.SMS_SHA256
-    assert data.sms_spam_path(tmp_path / "cache", fetch=fake_fetch) == out  # cached: no fetch
+    out = sources.download_sms_spam(tmp_path / "cache", fetch=fake_fetch)
+    assert calls == [sources.SMS_ZIP_URL]
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sources.SMS_SHA256
+    assert sources.sms_spam_path(tmp_path / "cache", fetch=fake_fetch) == out  # cached: no fetch
     assert len(calls) == 1
 
 
@@ -329,7 +327,7 @@ def test_failed_download_is_a_data_error_with_a_hint(tmp_path):
         raise DownloadError(f"cannot reach {url}")
 
     with pytest.raises(DataError, match="cannot reach https://archive.ics.uci.edu.*--data-file"):
-        data.download_sms_spam(tmp_path, fetch=offline_fetch)
+        sources.download_sms_spam(tmp_path, fetch=offline_fetch)
 
 
 def test_extract_refuses_escapes_oversize_and_wrong_content(tmp_path):

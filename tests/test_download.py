@@ -19,7 +19,7 @@ PAYLOAD = bytes(range(256)) * 40  # 10 KiB, every byte value, so offsets errors 
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.files``; honours ``Range``; cuts the first ``server.cuts`` transfers."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name
         server = self.server
         server.requests.append((self.path, self.headers.get("Range")))
         if self.path == "/slow":

@@ -120,10 +120,9 @@ def test_classify_input_that_is_not_utf8_names_file_line_and_column(tmp_path, ca
 
 
 def test_finetune_reports_the_lines_it_skips(tmp_path, toy_file, model_dir, capsys):
-    from accelerate.state import AcceleratorState, GradientState
-
     from scratchgpt.training.arguments import parse_args
     from scratchgpt.training.data import load_data
+    from scratchgpt.training.loop import reset_accelerate_state
 
     lines = toy_file.read_text().splitlines()
     lines[10:10] = ["a line without its label"]
@@ -135,8 +134,7 @@ def test_finetune_reports_the_lines_it_skips(tmp_path, toy_file, model_dir, caps
     try:
         data, _, _ = load_data(args)
     finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        reset_accelerate_state()
     assert len(data.summary.bad_lines) == 2
     err = capsys.readouterr().err
     assert "skipped 2 bad lines (--on-bad-line skip)" in err

@@ -10,7 +10,6 @@ setting).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,17 +29,12 @@ from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTPreTrainedModel,
 )
 from tests import fsdp_worker as worker
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIERS = ("classifier", "full_fine_tuning")  # default recipe; --trainable all + checkpointing
 CASES = (*CLASSIFIERS, "causal_lm")
 BLOCKS = [f"gpt.blocks.{i}" for i in range(worker.tiny_config().n_layers)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +18,9 @@ from scratchgpt.hub.push import (
     upload_file_list,
 )
 from scratchgpt.metrics.report import compute_classification_metrics, plot_confusion_matrix
-from scratchgpt.paths import REPO_ROOT, current_umask
+from scratchgpt.paths import current_umask
+from scratchgpt.run_record import RunRecord
+from tests.helpers import run_script_against_a_dead_hub
 
 # What the trainer writes: its own CLI args (finetune.py's names) plus facts.
 TRAINING_ARGS = {
@@ -114,6 +112,7 @@ def test_card_records_no_local_paths(output_dir, tmp_path):
     local = {"data_file": "/home/me/data/SMSSpamCollection", "output_dir": str(tmp_path / "o"),
              "run_dir": "outputs/sms-spam.run", "cache_dir": "../cache", "model": str(output_dir),
              "dataset": "ucirvine/sms_spam",
+             "data_summary": {"source": "/home/me/data/SMSSpamCollection", "rows_read": 9},
              "best": {"epoch": 2, "checkpoint": "/home/me/run/checkpoints/step_14"}}  # fmt: skip
     args = {**TRAINING_ARGS, **local}
     (output_dir / "training_args.json").write_text(json.dumps(args))
@@ -136,6 +135,27 @@ def test_card_inputs_errors_name_the_file(output_dir):
     with pytest.raises(CardError, match=r"training_args.json not found"):
         write_model_card(output_dir)
     assert not (output_dir / "README.md").exists()
+
+
+def test_run_record_has_one_name_per_fact():
+    record = RunRecord(settings={"epochs": 3, "lr": 1e-3}, model_name="m", seconds={"total": 1.0})
+    assert RunRecord.from_json(record.to_json()) == record
+    assert record.get("lr") == 1e-3 and record.get("model_name") == "m"
+    assert record.get("absent", "default") == "default"
+    with pytest.raises(ValueError, match=r"\['model_name'\] are both a setting and a fact"):
+        RunRecord(settings={"model_name": "x"})
+
+
+def test_card_reads_a_folder_written_before_the_run_record(output_dir):
+    """Earlier trainers also wrote copies of some flags under other names: the card reads such
+    a folder as before and shows each setting once."""
+    new = render_model_card(output_dir).text
+    copies = {"num_epochs": 5, "learning_rate": 5e-05, "lr_scheduler": "constant",
+              "lora_rank": None, "dedupe": True, "base_model": "gpt2-small"}  # fmt: skip
+    old = {**TRAINING_ARGS, **copies}
+    (output_dir / "training_args.json").write_text(json.dumps(old))
+    assert render_model_card(output_dir).text == new
+    assert '"learning_rate"' not in new and '"lr": 5e-05' in new
 
 
 def test_card_problems_catch_bad_metadata(output_dir):
@@ -210,25 +230,9 @@ def test_push_refuses_without_token_or_when_offline(output_dir, monkeypatch):
         push_folder(output_dir, "me/x")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once the socket is closed
-
-
 def test_real_push_without_network_fails_cleanly(output_dir, tmp_path):
-    env = {
-        **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
-        "HF_TOKEN": "hf_not_a_real_token",
-        "HF_HUB_OFFLINE": "0",
-        "HF_HOME": str(tmp_path / "hf_home"),
-    }
-    script = REPO_ROOT / "scripts" / "push_to_hub.py"
     args = ["--model", str(output_dir), "--repo-id", "me/x", "--no-load-check"]
-    proc = subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = run_script_against_a_dead_hub("push_to_hub.py", args, tmp_path / "hf_home")
     assert proc.returncode == 1, proc.stderr
     assert "could not create the repo on http://127.0.0.1:" in proc.stderr
     assert "No files were committed" in proc.stderr

@@ -22,6 +22,7 @@ LAYERS = {
     "download": 0,
     "folder": 0,
     "weight_files": 0,
+    "run_record": 0,
     "metrics": 0,
     "weights": 1,
     "data": 1,
@@ -29,6 +30,7 @@ LAYERS = {
     "hub": 2,
     "training": 3,
     "app": 3,  # the browser app: inference + the card facts of hub
+    "api_names": 0,  # the list of the API's names, which the package root needs
     "api": 4,  # the Python API and the command lines over every capability
     "cli": 4,
 }

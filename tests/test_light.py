@@ -27,7 +27,7 @@ from scratchgpt.inference.classify import (
 )
 from scratchgpt.inference.light import LightClassifier
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 TEXTS = [
     "WINNER!! Claim your prize now",

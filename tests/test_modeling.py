@@ -9,7 +9,7 @@ from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForSequenceClassification,
     ScratchGPTModel,
 )
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 PAD = 50256
 

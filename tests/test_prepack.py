@@ -11,7 +11,7 @@ from scratchgpt.cli import classify_main
 from scratchgpt.inference import prepack
 from scratchgpt.inference.prepack import packing_supported, prepacked_linears, should_prepack
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.fixture

@@ -16,8 +16,10 @@ from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
     ScratchGPTForSequenceClassification,
 )
-from tests.conftest import tiny_config
-from tests.test_train import flags, fresh_accelerate_state, weights  # noqa: F401 (fixture)
+from tests.helpers import flags, tiny_config, weights
+
+# Accelerate keeps process-wide singletons: every test here leaves them clean.
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def classifier_and_lm() -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -89,7 +91,7 @@ def test_card_says_how_random_weights_were_trained():
     from scratchgpt.hub.card import base_model_sentence
 
     records = [{"epoch": 1, "loss": 7.4}, {"epoch": 2, "loss": 6.7}]
-    said = base_model_sentence(None, {"pretraining": records})
+    said = base_model_sentence(None, records)
     assert "random initialisation" in said and "2 epoch(s) of next-token pretraining" in said
-    assert "pretraining" not in base_model_sentence(None, {"pretraining": []})
-    assert base_model_sentence("openai-community/gpt2", {}).startswith("Fine-tuned from")
+    assert "pretraining" not in base_model_sentence(None, [])
+    assert base_model_sentence("openai-community/gpt2").startswith("Fine-tuned from")

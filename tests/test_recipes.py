@@ -53,7 +53,7 @@ def test_balanced_class_weights_weigh_the_rare_class():
 
     from scratchgpt.training.prefix_cache import ClassifierTrainingModule
     from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     torch.manual_seed(0)
     model = ScratchGPTForSequenceClassification(tiny_config(num_labels=2))

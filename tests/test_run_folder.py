@@ -30,12 +30,10 @@ from scratchgpt.training.run_folder import (
     check_locations,
     lock_run_folder,
 )
-from tests.test_train import (
-    flags,
-    free_port,
-    fresh_accelerate_state,  # noqa: F401  (autouse fixture)
-    fresh_accelerate_state_now,
-)
+from tests.helpers import flags, free_port
+
+# Accelerate keeps process-wide singletons: every test here leaves them clean.
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +103,7 @@ def test_a_second_run_into_a_busy_run_folder_stops_at_once_naming_the_first(
         assert f" -c {tmp_path / 'out.run'}" in err  # its command
         first.kill()  # SIGKILL: the kernel drops its lock; its details stay in the file
         first.wait()
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     with pytest.raises(DataLoaded):  # the killed run's lock is taken over
         train.main(argv)
     out = capsys.readouterr().out
@@ -217,7 +215,7 @@ def test_a_finished_job_reruns_without_flags_and_cleans_leftovers(
     train.main(argv)
     run_dir = tmp_path / "out.run"
     assert not run_dir.exists()  # removed after the successful run
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     # What killed runs leave: a staging folder, a half-written checkpoint, the output's temps.
     leftovers = [run_dir / ".staging-k1ll3d", run_dir / "checkpoints" / ".step_0000002.tmp",
                  tmp_path / ".out.tmp-k1ll3d", tmp_path / ".out.old-k1ll3d"]  # fmt: skip
@@ -248,12 +246,12 @@ def test_keep_checkpoints_keeps_one_checkpoint_without_the_frozen_weights(
     assert not [name for name in saved if ".blocks.0." in name or "tok_emb" in name]
     assert folder_bytes(checkpoint) < 4 * parameters["total"] / 10
     # The frozen weights are rebuilt from --seed on resume: another seed is refused.
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     assert finetune_main([*argv, "--seed", "7", "--resume-from-checkpoint", "latest"]) == 2
     err = capsys.readouterr().err
     assert "was trained on top of other frozen weights than this run built" in err
     assert not (run_dir / LOCK_FILE).exists()  # the failed resume released the lock
     # A finished run's kept checkpoints are not an obstacle to running the job again.
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     train.main(argv)
     assert "note: removed the checkpoints of the finished run" in capsys.readouterr().out

@@ -3,10 +3,7 @@ that starts its app from the Space folder, and the upload path up to the network
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -17,7 +14,7 @@ from scratchgpt import SpaceArguments, push_space
 from scratchgpt.cli import push_space_main
 from scratchgpt.hub.push import HubPushError
 from scratchgpt.hub.space import MODEL_ENV, write_space
-from scratchgpt.paths import REPO_ROOT
+from tests.helpers import run_script_against_a_dead_hub
 
 SPACE, MODEL_REPO = "me/toy-spam-demo", "me/toy-spam"
 
@@ -139,20 +136,8 @@ def test_push_refuses_offline_or_without_token(monkeypatch):
 
 
 def test_real_push_without_network_fails_cleanly(tmp_path):
-    from tests.test_hub import closed_port
-
-    env = {
-        **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
-        "HF_TOKEN": "hf_not_a_real_token",
-        "HF_HUB_OFFLINE": "0",
-        "HF_HOME": str(tmp_path / "hf_home"),
-    }
-    script = REPO_ROOT / "scripts" / "push_space.py"
     args = ["--space", SPACE, "--model-repo", MODEL_REPO, "--no-app-check"]
-    proc = subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = run_script_against_a_dead_hub("push_space.py", args, tmp_path / "hf_home")
     assert proc.returncode == 1, proc.stderr
     assert "could not create the Space on http://127.0.0.1:" in proc.stderr
     assert "No files were committed" in proc.stderr

@@ -17,37 +17,14 @@ import torch
 from safetensors.torch import load_file
 
 from scratchgpt.cli import finetune_main
+from scratchgpt.run_record import OLD_COPIES, RunRecord
 from scratchgpt.training import loop as train
 from scratchgpt.training.prefix_cache import cache_blocker, frozen_prefix_length
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-from tests.conftest import tiny_config
+from tests.helpers import flags, free_port, step_log, tiny_config, weights
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Accelerate keeps process-wide singletons; each run in this process starts clean."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-def flags(tmp: Path, model_dir: Path, data: Path, name: str, *extra: str) -> list[str]:
-    return [
-        "--model", str(model_dir), "--init", "pretrained", "--data-file", str(data),
-        "--output-dir", str(tmp / name), "--cache-dir", str(tmp / "cache"),
-        "--no-tensorboard", "--epochs", "1", "--eval-freq", "2", "--eval-iter", "2",
-        "--lr", "1e-3", *extra,
-    ]  # fmt: skip
-
-
-def step_log(output_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (output_dir / "steps.jsonl").read_text().splitlines()]
-
-
-def weights(output_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(output_dir / "model.safetensors")
+# Accelerate keeps process-wide singletons: every test here leaves them clean.
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def assert_same_weights(a: Path, b: Path, atol: float) -> None:
@@ -88,10 +65,7 @@ def toy_run(tmp_path_factory, model_dir, toy_file) -> tuple[Path, dict]:
     args = flags(tmp, model_dir, toy_file, "out", "--trainable", "all", "--epochs", "4")
     args.remove("--no-tensorboard")
     metrics = train.main(args)
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    train.reset_accelerate_state()
     return tmp / "out", metrics
 
 
@@ -117,6 +91,14 @@ def test_output_folder_is_complete(toy_run):
     assert set(saved) >= {"train", "validation", "test"}
     config = json.loads((output_dir / "config.json").read_text())
     assert config["id2label"] == {"0": "ham", "1": "spam"}
+    # training_args.json is the run's record: every fact once, under one name.
+    written = json.loads((output_dir / "training_args.json").read_text())
+    assert not set(written) & set(OLD_COPIES)
+    record = RunRecord.from_json(written)
+    assert record.to_json() == written
+    assert (record.model_name, record.label_names) == ("out", ["ham", "spam"])
+    assert record.get("epochs") == 4 and record.num_train_examples == 56
+    assert record.get("mixed_precision") == "no"  # the flag's None resolved by accelerate
     epochs = [r for r in step_log(output_dir) if r.get("epoch_end")]
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
     assert not (output_dir.parent / "out.run").exists()  # the run folder goes after success
@@ -165,7 +147,7 @@ def test_prefix_cache_gives_the_uncached_losses_and_weights(
 ):
     common = ("--trainable", trainable, "--pooling", pooling, "--epochs", "2")
     train.main(flags(tmp_path, model_dir, toy_file, "cached", *common))
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     train.main(flags(tmp_path, model_dir, toy_file, "plain", *common, "--prefix-cache", "off"))
     cached, plain = tmp_path / "cached", tmp_path / "plain"
     note = json.loads((cached / "training_args.json").read_text())["prefix_cache"]
@@ -177,13 +159,6 @@ def test_prefix_cache_gives_the_uncached_losses_and_weights(
     # Not vacuous: the trained head moved away from its initial weights.
     initial = load_file(model_dir / "model.safetensors")["classifier.weight"]
     assert (weights(cached)["classifier.weight"] - initial).abs().max() > 1e-3
-
-
-def fresh_accelerate_state_now() -> None:
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
 
 
 def tiny_model(**overrides) -> ScratchGPTForSequenceClassification:
@@ -249,7 +224,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
               "--gradient-accumulation-steps", "2", "--lr-schedule", "linear",
               "--warmup-steps", "2", "--save-steps", "3", "--max-grad-norm", "1.0")  # fmt: skip
     train.main(flags(tmp_path, model_dir, toy_file, "whole", *common))
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
 
     real_after_step = train.after_step
 
@@ -274,7 +249,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, model_dir, toy_file, monkeypa
     saved = load_file(checkpoint / "model.safetensors")
     assert not [k for k in saved if "tok_emb" in k or "pos_emb" in k or ".blocks.0." in k]
     monkeypatch.setattr(train, "after_step", real_after_step)
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
 
     train.main(flags(tmp_path, model_dir, toy_file, "split", *common,
                      "--resume-from-checkpoint", "latest"))  # fmt: skip
@@ -303,26 +278,18 @@ def test_an_interrupted_run_asks_to_resume_or_overwrite(
     with pytest.raises(SimulatedCrash):
         train.main(args)
     monkeypatch.setattr(train, "after_step", real_after_step)
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     capsys.readouterr()  # the crashed run's progress bars
     assert finetune_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds checkpoints of an interrupted run" in err
     assert "--resume-from-checkpoint latest" in err and "--overwrite" in err
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     train.main([*args, "--overwrite"])
     assert len(step_log(tmp_path / "out")) == 2  # the new run's records only (steps 1 and 3)
 
 
 # ----------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, model_dir, toy_file):
@@ -372,7 +339,7 @@ def test_lora_keep_best_and_cosine_save_a_plain_model(tmp_path, model_dir, toy_f
 def test_gradient_checkpointing_gives_the_same_training(tmp_path, model_dir, toy_file):
     common = ("--trainable", "all", "--max-steps", "3")
     train.main(flags(tmp_path, model_dir, toy_file, "plain", *common))
-    fresh_accelerate_state_now()
+    train.reset_accelerate_state()
     train.main(flags(tmp_path, model_dir, toy_file, "ckpt", *common, "--gradient-checkpointing"))
     torch.testing.assert_close(
         losses(step_log(tmp_path / "plain")), losses(step_log(tmp_path / "ckpt")), atol=1e-6, rtol=0

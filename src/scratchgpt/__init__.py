@@ -13,30 +13,10 @@ imported, which everything that loads or saves a model does; elsewhere call
 ``scratchgpt.register_auto_classes()`` first, or pass ``trust_remote_code=True``.
 """
 
-__version__ = "0.1.0"
+from scratchgpt.api_names import API_NAMES
 
-_API = (
-    "AppArguments",
-    "ClassifyArguments",
-    "ConvertArguments",
-    "DataArguments",
-    "EvaluateArguments",
-    "FinetuneArguments",
-    "GenerateArguments",
-    "PrepareDataArguments",
-    "PushArguments",
-    "SpaceArguments",
-    "build_app",
-    "classify",
-    "convert",
-    "evaluate",
-    "finetune",
-    "generate",
-    "prepare_data",
-    "push_space",
-    "push_to_hub",
-)
-__all__ = ["__version__", "register_auto_classes", *_API]
+__version__ = "0.1.0"
+__all__ = ["__version__", "register_auto_classes", *API_NAMES]
 
 
 def __getattr__(name: str):
@@ -44,7 +24,7 @@ def __getattr__(name: str):
         from scratchgpt.folder import register_auto_classes
 
         return register_auto_classes
-    if name in _API:
+    if name in API_NAMES:
         from scratchgpt import api
 
         return getattr(api, name)

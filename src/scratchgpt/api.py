@@ -7,8 +7,14 @@
 runs the same code as ``python scripts/finetune.py --init random --data-file ...``. Nothing
 calls ``sys.exit``, progress bars are ``tqdm.auto`` (widgets in Jupyter), figures are drawn
 without pyplot, and ``finetune`` resets accelerate's process-wide state when it returns.
+
+The names are listed once, in ``scratchgpt.api_names``: ``import scratchgpt`` must know them
+without importing this module (``tests/test_api.py`` checks that list and these imports agree).
 """
 
+# ruff: noqa: F401  (every import is re-exported through __all__, built from API_NAMES)
+
+from scratchgpt.api_names import API_NAMES
 from scratchgpt.app import AppArguments, build_app
 from scratchgpt.data.arguments import DataArguments, PrepareDataArguments
 from scratchgpt.data.prepare import prepare_data
@@ -24,24 +30,4 @@ from scratchgpt.training.loop import finetune
 from scratchgpt.weights.arguments import ConvertArguments
 from scratchgpt.weights.convert import run as convert
 
-__all__ = [
-    "AppArguments",
-    "ClassifyArguments",
-    "ConvertArguments",
-    "DataArguments",
-    "EvaluateArguments",
-    "FinetuneArguments",
-    "GenerateArguments",
-    "PrepareDataArguments",
-    "PushArguments",
-    "SpaceArguments",
-    "build_app",
-    "classify",
-    "convert",
-    "evaluate",
-    "finetune",
-    "generate",
-    "prepare_data",
-    "push_space",
-    "push_to_hub",
-]
+__all__ = list(API_NAMES)

@@ -145,7 +145,8 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     """``scripts/prepare_data.py``: prepare, save, print the summary."""
     parser = build_prepare_parser()
     args, _ = parser.parse(argv)
-    from scratchgpt.data.prepare import DataError, prepare_data
+    from scratchgpt.data.prepare import prepare_data
+    from scratchgpt.data.sources import DataError
 
     try:
         prepared = prepare_data(args)
@@ -160,7 +161,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
     """``scripts/finetune.py`` (alone or under ``accelerate launch``): train, evaluate, write."""
     parser = build_finetune_parser()
     args, _ = parser.parse(argv)
-    from scratchgpt.data.prepare import DataError
+    from scratchgpt.data.sources import DataError
     from scratchgpt.download import DownloadError
     from scratchgpt.training.loop import SetupError, finetune
     from scratchgpt.weight_files import ModelFolderError

@@ -25,15 +25,16 @@ from scratchgpt.app.arguments import AppArguments
 from scratchgpt.app.attribution import Attribution, leave_one_out
 from scratchgpt.hub.card import (
     METRICS_FILE,
-    TRAINING_ARGS_FILE,
     CardError,
     base_model_id,
     card_settings,
     dataset_info,
     metric_splits,
     read_json,
+    read_run_record,
 )
 from scratchgpt.inference.classify import TextClassifier, load_for_inference, model_precision
+from scratchgpt.run_record import RUN_RECORD_FILE, RunRecord
 
 TEXT_COLUMNS = ("text", "message", "sms", "sentence")  # a CSV's text column, by header name
 
@@ -205,10 +206,10 @@ def model_facts(folder: Path, model: PreTrainedModel) -> list[tuple[str, str]]:
     except CardError:
         return [*facts, ("training", f"not recorded (no valid {METRICS_FILE} in the folder)")]
     try:
-        training = read_json(folder / TRAINING_ARGS_FILE)
+        record = read_run_record(folder / RUN_RECORD_FILE)
     except CardError:
-        training = {}
-    settings = card_settings(training, splits)
+        record = RunRecord()
+    settings = card_settings(record, splits)
     facts += training_facts(settings)
     split = "test" if "test" in splits else "validation"
     scores = splits[split]

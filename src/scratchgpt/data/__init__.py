@@ -2,51 +2,37 @@
 finetune / prepare_data / evaluate (``arguments``), the preparation pipeline (dedupe, balance,
 stratified split, tokenize: ``prepare``) and batching (``collate``).
 
-``scratchgpt.data`` re-exports the pipeline's public names, so one import serves scripts; they
-load on first use, so importing ``scratchgpt.data.collate`` does not import ``datasets``.
+``scratchgpt.data`` re-exports the public names of the reading and preparation modules, each
+from the module that defines it, so one import serves scripts; they load on first use, so
+importing ``scratchgpt.data.collate`` does not import ``datasets``.
 """
 
-__all__ = [
-    "BadLine",
-    "BadLinePolicy",
-    "CACHE_ENV",
-    "DataArguments",
-    "DataError",
-    "DataSummary",
+import importlib
+
+_SUBMODULES = ("arguments", "collate", "prepare", "sources")
+# The reading API, defined in scratchgpt.data.sources.
+_SOURCES = (
     "FORMATS",
-    "PrepareDataArguments",
-    "PreparedData",
     "SMS_LABELS",
     "SMS_SHA256",
     "SMS_ZIP_URL",
-    "SplitStats",
-    "TokenizeBatch",
-    "build_prepared",
-    "default_cache_dir",
+    "BadLine",
+    "BadLinePolicy",
+    "DataError",
     "download_sms_spam",
-    "drop_duplicates",
     "extract_member",
-    "length_stats",
-    "load_prepared",
-    "load_source",
-    "prepare_data",
-    "prepare_from_args",
     "read_hub_dataset",
     "read_labelled_file",
-    "resolve_model_source",
-    "save_prepared",
     "sms_spam_path",
-    "split_sizes",
-    "stratified_split",
-    "tokenize_split",
-    "undersample",
-    "vocab_fingerprint",
-]
+)
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from scratchgpt.data import prepare
-
-        return getattr(prepare, name)
+    # import_module, not "from scratchgpt.data import x", which would ask this hook for x.
+    if name in _SOURCES:
+        return getattr(importlib.import_module("scratchgpt.data.sources"), name)
+    if not name.startswith("_") and name not in _SUBMODULES:
+        prepare = importlib.import_module("scratchgpt.data.prepare")
+        if name in prepare.__all__:  # the pipeline's public names
+            return getattr(prepare, name)
     raise AttributeError(f"module 'scratchgpt.data' has no attribute {name!r}")

@@ -15,9 +15,8 @@ Public API (``finetune.py`` reuses the same flags):
 - ``save_prepared(prepared, output_dir)`` /
   ``load_prepared(dataset_dir, tokenizer_folder=None, context_length=None)``;
 - ``prepare_data(PrepareDataArguments)``, and ``main(argv)``: ``scripts/prepare_data.py``.
-The reading API (``DataError``, ``BadLinePolicy``, ``read_labelled_file``, ...) is re-exported
-here, so ``scratchgpt.data.prepare`` stays the one import for scripts. Batching (collator, samplers)
-lives in ``scratchgpt.data.collate``.
+The reading API (``DataError``, ``BadLinePolicy``, ``read_labelled_file``, ...) lives in
+``scratchgpt.data.sources``; batching (collator, samplers) in ``scratchgpt.data.collate``.
 """
 
 from __future__ import annotations
@@ -39,25 +38,17 @@ from datasets import Dataset, DatasetDict, load_from_disk
 
 from scratchgpt.data.arguments import DEFAULT_FRACTIONS, DataArguments, PrepareDataArguments
 from scratchgpt.data.sources import (
-    FORMATS,
-    SMS_LABELS,
-    SMS_SHA256,
-    SMS_ZIP_URL,
-    BadLine,
     BadLinePolicy,
     DataError,
-    download_sms_spam,
-    extract_member,
     read_hub_dataset,
     read_labelled_file,
     sms_spam_path,
 )
-from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir, make_readable
 from scratchgpt.paths import cache_dir as default_cache_dir
+from scratchgpt.paths import gpt2_bpe_dir, make_readable
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
 __all__ = [
-    # the pipeline
     "DataSummary",
     "PreparedData",
     "SplitStats",
@@ -78,21 +69,6 @@ __all__ = [
     "tokenize_split",
     "undersample",
     "vocab_fingerprint",
-    # re-exported from scratchgpt.data.sources (importers of scratchgpt.data.prepare use them)
-    "CACHE_ENV",
-    "FORMATS",
-    "SMS_LABELS",
-    "SMS_SHA256",
-    "SMS_ZIP_URL",
-    "BadLine",
-    "BadLinePolicy",
-    "DataError",
-    "default_cache_dir",
-    "download_sms_spam",
-    "extract_member",
-    "read_hub_dataset",
-    "read_labelled_file",
-    "sms_spam_path",
 ]
 
 PREPARED_META = "scratchgpt_data.json"

@@ -14,23 +14,20 @@ Each split needs ``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro
 are allowed. Top-level entries that are not such dicts (a wall time, say) are ignored. At least
 ``validation`` or ``test`` must be present: they become the ``model-index`` results.
 
-``training_args.json`` — the parsed command-line arguments of ``finetune.py`` (any JSON-able
-keys; all are shown in the card) plus run facts. The card reads these by name, each with
-fallbacks so the plain ``vars(args)`` of the trainer works:
+``training_args.json`` — the run's record (``scratchgpt.run_record.RunRecord``): its settings
+under ``finetune.py``'s flag names and the facts it measured, each under one name (all are
+shown in the card). The card reads:
 
-- dataset: ``dataset`` (Hub id) or ``data_file`` (path) or ``data_summary.source``; the SMS
+- dataset: ``dataset`` (Hub id), else ``data_summary.source``, else ``data_file``; the SMS
   Spam Collection file (``SMSSpamCollection``) or ``ucirvine/sms_spam`` get their citation;
-- ``dedupe`` (bool), else ``not keep_duplicates``; ``balance`` (``"none"``/``"undersample"``);
+- ``keep_duplicates`` (duplicates removed unless it is true); ``balance``
+  (``"none"``/``"undersample"``);
 - ``num_train_examples`` (int), else ``metrics.json``'s ``train.num_examples``;
-- ``base_model`` (Hub id such as ``openai-community/gpt2`` or a preset ``gpt2-small``...), else
-  ``model``; with ``init == "random"`` the card says "random initialisation" and has no
-  ``base_model`` metadata;
-- recipe table, when present: ``init``, ``trainable``, ``pooling``, ``epochs``, ``batch_size``,
-  ``gradient_accumulation_steps``, ``lr``, ``weight_decay``, ``lr_schedule``, ``warmup_steps``,
-  ``max_length``, ``mixed_precision``, ``lora_r``, ``lora_alpha``, ``seed`` (or the long names
-  ``num_epochs``, ``learning_rate``, ``lr_scheduler``, ``lora_rank``);
-- optional: ``model_name`` (default: the folder name), ``license`` (default ``apache-2.0``),
-  ``language`` (default ``en``), ``intended_use``, ``context_length``.
+- ``model`` (a preset such as ``gpt2-small``, mapped to its Hub id, or a Hub id); with
+  ``init == "random"`` the card says "random initialisation" and has no ``base_model`` metadata;
+- recipe table, when present: the settings of ``RECIPE_ROWS``;
+- optional, added by hand: ``license`` (default ``apache-2.0``), ``language`` (default ``en``),
+  ``intended_use``, ``context_length``; ``model_name`` defaults to the folder's name.
 
 The card's YAML metadata is checked offline by ``validate_card`` (``ModelCard.validate`` needs
 the network).
@@ -42,15 +39,15 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from scratchgpt.paths import REPO_ROOT, make_readable
+from scratchgpt.run_record import RUN_RECORD_FILE, RunRecord
 
 METRICS_FILE = "metrics.json"
-TRAINING_ARGS_FILE = "training_args.json"
 CARD_FILE = "README.md"
 TEMPLATE_PATH = REPO_ROOT / "model_card.md"
 
@@ -78,23 +75,23 @@ SMS_CITATION = """@inproceedings{almeida2011sms,
   year      = {2011},
   doi       = {10.1145/2034691.2034742}
 }"""
-# Label -> the keys that may hold it (the trainer's flag names first).
-RECIPE_KEYS = {
-    "initialisation": ("init",),
-    "trainable parameters": ("trainable",),
-    "pooling": ("pooling",),
-    "epochs": ("epochs", "num_epochs"),
-    "batch size": ("batch_size",),
-    "gradient accumulation": ("gradient_accumulation_steps",),
-    "learning rate (AdamW)": ("lr", "learning_rate"),
-    "weight decay": ("weight_decay",),
-    "schedule": ("lr_schedule", "lr_scheduler"),
-    "warmup steps": ("warmup_steps",),
-    "max tokens": ("max_length",),
-    "mixed precision": ("mixed_precision",),
-    "LoRA rank": ("lora_r", "lora_rank"),
-    "LoRA alpha": ("lora_alpha",),
-    "seed": ("seed",),
+# The recipe table: label -> the setting it shows.
+RECIPE_ROWS = {
+    "initialisation": "init",
+    "trainable parameters": "trainable",
+    "pooling": "pooling",
+    "epochs": "epochs",
+    "batch size": "batch_size",
+    "gradient accumulation": "gradient_accumulation_steps",
+    "learning rate (AdamW)": "lr",
+    "weight decay": "weight_decay",
+    "schedule": "lr_schedule",
+    "warmup steps": "warmup_steps",
+    "max tokens": "max_length",
+    "mixed precision": "mixed_precision",
+    "LoRA rank": "lora_r",
+    "LoRA alpha": "lora_alpha",
+    "seed": "seed",
 }
 METRIC_COLUMNS = (
     ("accuracy", "accuracy", "Accuracy"),
@@ -154,27 +151,26 @@ def metric_splits(metrics: Mapping, source: Path | str = METRICS_FILE) -> dict[s
     return splits
 
 
-def first_present(args: Mapping, *keys: str):
-    """The value of the first key that is present and not None."""
-    return next((args[key] for key in keys if args.get(key) is not None), None)
+def read_run_record(path: Path) -> RunRecord:
+    """A run's ``training_args.json``, with errors that name the file."""
+    return RunRecord.from_json(read_json(path))
 
 
-def card_settings(args: Mapping, splits: Mapping[str, Mapping]) -> dict:
-    """The dataset/dedupe/balance/size/base-model facts, from whichever keys the run wrote."""
-    summary = args.get("data_summary") or {}
-    dedupe = args.get("dedupe")
-    if dedupe is None and args.get("keep_duplicates") is not None:
-        dedupe = not args["keep_duplicates"]
-    train_size = first_present(args, "num_train_examples")
+def card_settings(record: RunRecord, splits: Mapping[str, Mapping]) -> dict:
+    """The dataset/dedupe/balance/size/base-model facts of a run."""
+    summary = record.data_summary or {}
+    keep_duplicates = record.get("keep_duplicates")
+    train_size = record.num_train_examples
     if train_size is None and "train" in splits:
         train_size = splits["train"]["num_examples"]
+    dataset = record.get("dataset") or summary.get("source") or record.get("data_file")
     return {
-        "dataset": str(first_present(args, "dataset", "data_file") or summary.get("source") or ""),
-        "dedupe": "unknown" if dedupe is None else bool(dedupe),
-        "balance": args.get("balance", "unknown"),
+        "dataset": str(dataset or ""),
+        "dedupe": "unknown" if keep_duplicates is None else not keep_duplicates,
+        "balance": record.get("balance", "unknown"),
         "num_train_examples": "an unknown number of" if train_size is None else train_size,
-        "base_model": first_present(args, "base_model", "model"),
-        "init": args.get("init"),
+        "base_model": record.get("model"),
+        "init": record.get("init"),
     }
 
 
@@ -233,7 +229,7 @@ def eval_results(
 
 
 def build_card_data(
-    splits: Mapping[str, Mapping], args: Mapping, settings: Mapping, model_name: str
+    splits: Mapping[str, Mapping], record: RunRecord, settings: Mapping, model_name: str
 ) -> ModelCardData:
     hub_dataset, dataset_name, _, _ = dataset_info(settings)
     tags = ["text-classification", "gpt2", "scratchgpt", "llms-from-scratch", "custom_code"]
@@ -241,8 +237,8 @@ def build_card_data(
         tags.append("spam-detection")
     return ModelCardData(
         model_name=model_name,
-        license=str(args.get("license", "apache-2.0")),
-        language=args.get("language", "en"),
+        license=str(record.get("license", "apache-2.0")),
+        language=record.get("language", "en"),
         library_name="transformers",
         pipeline_tag="text-classification",
         tags=tags,
@@ -290,6 +286,9 @@ def without_local_paths(args: Mapping) -> dict:
     best = public.get("best")
     if isinstance(best, dict) and isinstance(best.get("checkpoint"), str):
         public["best"] = {**best, "checkpoint": Path(best["checkpoint"]).name}
+    summary = public.get("data_summary")
+    if isinstance(summary, dict) and _is_local_path(str(summary.get("source", ""))):
+        public["data_summary"] = {**summary, "source": Path(summary["source"]).name}
     # --model is a preset, a Hub id or a folder: only a folder is cut.
     if isinstance(public.get("model"), str) and _is_local_path(public["model"]):
         public["model"] = Path(public["model"]).name
@@ -305,10 +304,10 @@ def _is_local_path(value: str) -> bool:
     )
 
 
-def recipe_table(args: Mapping) -> str:
-    rows = [(label, first_present(args, *keys)) for label, keys in RECIPE_KEYS.items()]
+def recipe_table(record: RunRecord) -> str:
+    rows = [(label, record.get(name)) for label, name in RECIPE_ROWS.items()]
     # The LoRA flags have defaults even when LoRA is off: show them only for LoRA runs.
-    lora = args.get("trainable") == "lora"
+    lora = record.get("trainable") == "lora"
     rows = [(k, v) for k, v in rows if v is not None and (lora or not k.startswith("LoRA"))]
     if not rows:
         return "The settings are listed below."
@@ -329,13 +328,14 @@ def find_plots(output_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
-def base_model_sentence(base: str | None, args: Mapping) -> str:
+def base_model_sentence(base: str | None, pretraining: Sequence[Mapping] = ()) -> str:
     """Where the weights came from: a Hub model, or random initialisation (and, with
-    ``--pretrain-epochs``, next-token pretraining on the training texts first)."""
+    ``--pretrain-epochs``, next-token pretraining on the training texts first: one record
+    per epoch in ``pretraining``)."""
     if base:
         return f"Fine-tuned from [{base}](https://huggingface.co/{base})."
     sentence = "Trained from random initialisation (no pre-trained weights)"
-    if epochs := len(args.get("pretraining") or []):
+    if epochs := len(pretraining):
         sentence += (
             f": {epochs} epoch(s) of next-token pretraining on the training split's own texts, "
             "then fine-tuned"
@@ -344,21 +344,21 @@ def base_model_sentence(base: str | None, args: Mapping) -> str:
 
 
 def template_values(
-    output_dir: Path, splits: Mapping, args: Mapping, settings: Mapping, repo_id: str
+    output_dir: Path, splits: Mapping, record: RunRecord, settings: Mapping, repo_id: str
 ) -> dict:
     config = read_json(output_dir / "config.json") if (output_dir / "config.json").is_file() else {}
-    context = first_present(config, "context_length") or first_present(args, "context_length")
+    context = config.get("context_length") or record.get("context_length")
     first = next(iter(splits.values()))
     _, _, description, citation = dataset_info(settings)
     base = base_model_id(settings)
     sizes = ", ".join(f"{split} {m['num_examples']}" for split, m in splits.items())
     detail_split = "test" if "test" in splits else "validation"
     return {
-        "model_name": str(args.get("model_name") or output_dir.resolve().name),
+        "model_name": str(record.model_name or output_dir.resolve().name),
         "repo_id": repo_id,
         "label_names": list(first.get("label_names", [])),
-        "base_model_sentence": base_model_sentence(base, args),
-        "intended_use": args.get(
+        "base_model_sentence": base_model_sentence(base, record.pretraining),
+        "intended_use": record.get(
             "intended_use", DEFAULT_INTENDED_USE if base else RANDOM_INIT_INTENDED_USE
         ),
         "pretrained": bool(base),
@@ -367,9 +367,9 @@ def template_values(
         "dedupe": settings["dedupe"],
         "balance": settings["balance"],
         "split_sizes": f"Examples per split: {sizes}.",
-        "recipe_table": recipe_table(args),
+        "recipe_table": recipe_table(record),
         "training_args_json": json.dumps(
-            without_local_paths(args), indent=2, sort_keys=True, default=str
+            without_local_paths(record.to_json()), indent=2, sort_keys=True, default=str
         ),
         "results_table": results_table(splits, settings),
         "per_class_tables": [(detail_split, per_class_table(splits[detail_split]))],
@@ -389,19 +389,19 @@ def render_model_card(
 ) -> ModelCard:
     """The card for ``output_dir`` (not written), validated offline."""
     output_dir = Path(output_dir)
-    metrics_path, args_path = output_dir / METRICS_FILE, output_dir / TRAINING_ARGS_FILE
+    metrics_path = output_dir / METRICS_FILE
     splits = metric_splits(read_json(metrics_path), metrics_path)
-    args = read_json(args_path)
-    settings = card_settings(args, splits)
-    model_name = str(args.get("model_name") or output_dir.resolve().name)
+    record = read_run_record(output_dir / RUN_RECORD_FILE)
+    settings = card_settings(record, splits)
+    model_name = str(record.model_name or output_dir.resolve().name)
     repo_id = repo_id or f"YOUR_USER/{model_name}"
     template = Path(template_path) if template_path else TEMPLATE_PATH
     if not template.is_file():
         raise CardError(f"model card template {template} not found")
     card = ModelCard.from_template(
-        build_card_data(splits, args, settings, model_name),
+        build_card_data(splits, record, settings, model_name),
         template_str=template.read_text(encoding="utf-8"),
-        **template_values(output_dir, splits, args, settings, repo_id),
+        **template_values(output_dir, splits, record, settings, repo_id),
     )
     validate_card(card)
     return card
@@ -433,7 +433,7 @@ def card_problems(card: ModelCard | str) -> list[str]:
     """What is wrong with a card's metadata, checked offline; empty when it is valid."""
     try:
         data = ModelCard(str(card), ignore_metadata_errors=False).data
-    except Exception as err:  # noqa: BLE001 - any parse failure is a problem to report
+    except Exception as err:  # any parse failure is a problem to report
         return [f"metadata does not parse: {type(err).__name__}: {err}"]
     problems = []
     expected = {"pipeline_tag": "text-classification", "library_name": "transformers"}

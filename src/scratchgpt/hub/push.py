@@ -30,12 +30,12 @@ from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
     METRICS_FILE,
-    TRAINING_ARGS_FILE,
     card_problems,
     render_model_card,
 )
 from scratchgpt.inference.classify import check_folder_weights
 from scratchgpt.paths import MODEL_CODE_FILES
+from scratchgpt.run_record import RUN_RECORD_FILE
 from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.
@@ -111,7 +111,7 @@ def check_card(folder: Path, repo_id: str | None) -> tuple[list[str], bool, str 
     if card_path.is_file():
         text = card_path.read_text(encoding="utf-8")
         return [f"{card_path}: {p}" for p in card_problems(text)], False, text
-    if (folder / METRICS_FILE).is_file() and (folder / TRAINING_ARGS_FILE).is_file():
+    if (folder / METRICS_FILE).is_file() and (folder / RUN_RECORD_FILE).is_file():
         try:
             card = render_model_card(folder, repo_id)
         except ValueError as err:
@@ -245,7 +245,7 @@ def push_folder(
             commit_message=commit_message or f"Upload {folder.name} with scratchgpt",
             ignore_patterns=ignore_patterns(include_logs),
         )
-    except Exception as err:  # noqa: BLE001 - network/HTTP errors come in many types
+    except Exception as err:  # network/HTTP errors come in many types
         raise HubPushError(
             f"could not {step} on {constants.ENDPOINT} for {repo_id!r}: {type(err).__name__}: "
             f"{err}\nNo files were committed: upload_folder sends all files in one commit, "

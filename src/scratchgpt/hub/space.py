@@ -207,7 +207,7 @@ def upload_space(folder: Path, args: SpaceArguments) -> str:
             folder_path=folder,
             commit_message=args.commit_message or f"Demo of {args.model_repo} with scratchgpt",
         )
-    except Exception as err:  # noqa: BLE001 - network/HTTP errors come in many types
+    except Exception as err:  # network/HTTP errors come in many types
         raise HubPushError(
             f"could not {step} on {constants.ENDPOINT} for {args.space!r}: "
             f"{type(err).__name__}: {err}\nNo files were committed: upload_folder sends all "

@@ -29,8 +29,7 @@ TRAINABLE = ("last_layer", "last_block", "last_two_blocks", "all", "lora")
 # pre-trained weights: their frozen blocks already read English, so the last block and a new
 # head suffice. From random weights those frozen blocks are a fixed random map, and the book's
 # recipe learns little beyond message length; the "from-scratch" recipe was chosen by
-# measurement on the validation split (benchmarks/recipe_search.py; README: "Choosing the
-# recipe for random weights").
+# measurement on the validation split (benchmarks/recipe_search.py; docs/RECIPES.md).
 RECIPES: dict[str, dict[str, object]] = {
     "book": {
         "model": "gpt2-small",
@@ -144,14 +143,13 @@ class OptimizationArguments:
         None, f"linear warmup steps ({recipe_default_help('warmup_steps')})"
     )
     # Measured for the from-scratch recipe, not adopted: 4 epochs gave +0.017 test spam-F1 on
-    # two seeds but lower validation and cross-validation F1 (README: "Choosing the recipe
-    # for random weights").
+    # two seeds but lower validation and cross-validation F1 (docs/RECIPES.md).
     pretrain_epochs: int = arg(
         0,
         "epochs of next-token pretraining (the book's chapter 5) on the training split's own "
         "texts before fine-tuning, with the same optimiser settings; from random weights it "
         "gives one target per token instead of one per message (on the SMS data it did not "
-        "beat plain fine-tuning reliably: README, 'Choosing the recipe for random weights')",
+        "beat plain fine-tuning reliably: docs/RECIPES.md)",
     )
     max_grad_norm: float = arg(0.0, "clip the gradient norm to this (0 = no clipping, as the book)")
     class_weights: Literal["none", "balanced"] = arg(
@@ -287,7 +285,7 @@ class FinetuneArguments(
         "--lr-schedule, --warmup-steps and --drop-rate (flags given override them): book = the "
         "book's "
         "chapter-6 recipe for pre-trained weights; from-scratch = the recipe measured for "
-        "random weights (README: 'Choosing the recipe for random weights'); auto = book with "
+        "random weights (docs/RECIPES.md); auto = book with "
         "--init pretrained, from-scratch with --init random",
         group="model",
     )

@@ -17,6 +17,7 @@ import torch
 from scratchgpt.arguments import save_config, to_config
 from scratchgpt.folder import save_model_folder
 from scratchgpt.metrics import report
+from scratchgpt.run_record import RESOLVED_FLAGS, RunRecord, write_run_record
 from scratchgpt.training.arguments import recipe
 from scratchgpt.training.fsdp import gather_full_model, is_fsdp
 from scratchgpt.training.plots import Series, plot_series
@@ -99,7 +100,7 @@ def write_reports(run: Run, metrics: dict, raw: dict, staging: Path) -> None:
     """metrics.json, training_args.json, recipe.yaml, the step log, TensorBoard events, plots
     and card."""
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (staging / "training_args.json").write_text(json.dumps(training_record(run), indent=2) + "\n")
+    write_run_record(run_record(run), staging)
     save_config(recipe(run.args), staging / RECIPE)  # --config of this file reproduces the run
     shutil.copy(run.step_log, staging / STEP_LOG)
     # Flat copies: the folder is the Hub repo, which finds event files at any depth.
@@ -147,29 +148,21 @@ def plot_accuracy(epochs: list[dict], stem: Path) -> None:
     plot_series(series, epoch_axis(epochs), "Accuracy", "Accuracy after each epoch", stem)
 
 
-def training_record(run: Run) -> dict:
-    """The flags and facts of this run; ``scratchgpt.hub.card`` reads the named keys."""
-    args = to_config(run.args)
-    summary = run.info.get("data_summary") or {}
-    card_keys = {
-        "model_name": run.args.output_dir.name,
-        "base_model": run.args.model if run.args.init == "pretrained" else None,
-        "dataset": run.args.dataset or summary.get("source") or run.args.data_file,
-        "dedupe": not run.args.keep_duplicates,
-        "num_epochs": run.args.epochs,
-        "learning_rate": run.args.lr,
-        "lr_scheduler": run.args.lr_schedule,
-        "lora_rank": run.args.lora_r if run.args.trainable == "lora" else None,
-    }
-    progress = {
-        "label_names": run.label_names,
-        "global_steps": run.state.global_step,
-        "epochs_completed": run.state.epoch,
-        "examples_seen": run.state.examples_seen,
-        "train_seconds": round(run.state.elapsed_s, 2),
-        "best": run.state.best,
-    }
-    return {**args, **card_keys, **run.info, **progress}
+def run_record(run: Run) -> RunRecord:
+    """The settings and facts of this run, each under one name (``training_args.json``)."""
+    # The flags a fact resolves are recorded as resolved; recipe.yaml keeps them as given.
+    settings = {k: v for k, v in to_config(run.args).items() if k not in RESOLVED_FLAGS}
+    return RunRecord(
+        settings=settings,
+        model_name=run.args.output_dir.name,
+        label_names=run.label_names,
+        global_steps=run.state.global_step,
+        epochs_completed=run.state.epoch,
+        examples_seen=run.state.examples_seen,
+        train_seconds=round(run.state.elapsed_s, 2),
+        best=run.state.best,
+        **run.info,
+    )
 
 
 def write_plots(run: Run, metrics: dict, raw: dict, staging: Path) -> None:

@@ -5,9 +5,9 @@ them for the SMS data, one per message. Predicting every next token of the same 
 gives one target per token (~83k), so the embeddings and blocks already tell a shortcode from a
 greeting when fine-tuning starts. This uses no data beyond the training split's own texts
 (never validation or test), so the comparison with a baseline fitted on the same split stays
-fair. Measured on the SMS data (README, "Choosing the recipe for random weights"): after one
-fine-tuning epoch test spam-F1 0.95-0.96 instead of 0.90-0.93, but after the recipe's six no
-better on validation or cross-validation, so it is off unless ``--pretrain-epochs N`` asks.
+fair. Measured on the SMS data (docs/RECIPES.md): after one fine-tuning epoch test spam-F1
+0.95-0.96 instead of 0.90-0.93, but after the recipe's six no better on validation or
+cross-validation, so it is off unless ``--pretrain-epochs N`` asks.
 
 The output layer is the token embedding (tied, as in GPT-2), restricted to the tokens that
 occur in the training texts (8,631 of GPT-2's 50,257 for SMS): a full 50,257-way softmax

@@ -289,7 +289,7 @@ def claim_run_folder(args: FinetuneArguments, accelerator) -> RunLock:
     if accelerator.is_main_process:
         try:
             lock = claim(args)
-        except Exception as err:  # noqa: BLE001 - shared with the other processes, re-raised
+        except Exception as err:  # shared with the other processes, re-raised
             outcome = [err]
     broadcast_object_list(outcome)  # also the barrier: nobody starts before the claim
     if outcome[0] is not None:
