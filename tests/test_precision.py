@@ -35,7 +35,7 @@ from scratchgpt.precision import (
 )
 from scratchgpt.training.prefix_cache import scoring_copy
 from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassification
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 # Largest and mean |p_bf16 - p_fp32| allowed over every class of every test message: 5-8x what
 # was measured on this classifier (0.0042 and 0.00013; all 1,035 labels the same). bf16 keeps 8
@@ -45,21 +45,14 @@ MEAN_PROBABILITY_TOLERANCE = 0.001
 LABEL_AGREEMENT = 0.995
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")
 def sms_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
     """A classifier fine-tuned on the real SMS training split, through ``finetune``."""
-    from accelerate.state import AcceleratorState, GradientState
-
     from scratchgpt import FinetuneArguments, finetune
+    from scratchgpt.training.loop import reset_accelerate_state
 
     tmp = tmp_path_factory.mktemp("sms-precision")
     torch.manual_seed(0)
@@ -80,8 +73,7 @@ def sms_classifier_dir(tmp_path_factory, bpe_dir) -> Path:
             no_tensorboard=True,
         )
     )
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     return tmp / "sms"
 
 

@@ -5,7 +5,7 @@ it. One name per fact: the run's settings keep their flag names (``epochs``, ``l
 ``lr_schedule``, ``lora_r``, ``keep_duplicates``: ``FinetuneArguments`` as ``to_config`` gives
 them), and what the run found out is a field of :class:`RunRecord`. A fact that resolves a
 flag keeps the flag's name and replaces it (``RESOLVED_FLAGS``: ``mixed_precision``, what
-accelerate chose for ``None``; ``label_names``, the labels used; ``prefix_cache``,
+``auto`` chose; ``label_names``, the labels used; ``prefix_cache``,
 ``"on: ..."`` or ``"off: why"`` for ``auto``/``off``); no other name is both. The file is flat
 (settings and facts side by side), as it always was.
 
@@ -39,6 +39,7 @@ class RunRecord:
     model_name: str | None = None  # the output folder's name: the card's title
     label_names: list[str] | None = None
     mixed_precision: str | None = None  # "no", "bf16" or "fp16", as the run used it
+    mixed_precision_reason: str | None = None  # why: the flag, or what `auto` found
     num_train_examples: int | None = None
     parameters: dict[str, int] | None = None  # "total" and "trainable"
     prefix_cache: str | None = None  # "on: ..." or "off: <why>"

@@ -89,6 +89,7 @@ RECIPE_ROWS = {
     "warmup steps": "warmup_steps",
     "max tokens": "max_length",
     "mixed precision": "mixed_precision",
+    "why this precision": "mixed_precision_reason",
     "LoRA rank": "lora_r",
     "LoRA alpha": "lora_alpha",
     "seed": "seed",
