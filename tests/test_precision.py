@@ -227,5 +227,6 @@ def test_finetune_records_what_auto_chose(fast, tmp_path, model_dir, toy_file, m
     record = json.loads((out / "training_args.json").read_text())
     assert record["mixed_precision"] == {"0": "no", "1": "bf16"}[fast]
     assert record["mixed_precision_reason"] == f"auto: {FAST_BF16_ENV}={fast}"
+    assert f"auto: {FAST_BF16_ENV}={fast}" in (out / "README.md").read_text()  # the card
     saved = json.loads((out / "config.json").read_text())
     assert saved.get("dtype", "float32") == "float32"  # master weights: the folder stays fp32
