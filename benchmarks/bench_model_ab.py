@@ -6,7 +6,9 @@ Both versions get the same gpt2-small weights and the same batches: SMS-length r
 batches (what classification and the frozen-prefix cache run) and an unpadded 8 x 128 batch
 (``bench_forward.py``'s shape). Rounds alternate old and new, so load from other jobs on this
 shared machine hits both alike; the median per side and the ratio are printed, with the
-largest logit difference as a check that both compute the same thing.
+largest logit difference as a check that both compute the same thing. ``--train`` times
+instead a training step (forward, backward, fused AdamW) of the from-scratch recipe's model
+(gpt2-mini, dropout 0.1, mean pooling) on SMS-like right-padded batches of 32.
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="alternating timed rounds")
     parser.add_argument("--batch", type=int, default=16, help="messages per SMS-like batch")
     parser.add_argument("--batches", type=int, default=8, help="SMS-like batches per round")
+    parser.add_argument("--train", action="store_true", help="time from-scratch training steps")
     args = parser.parse_args()
+    if args.train:
+        return train_ab(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         old_class = old_classifier_class(args.rev, Path(tmp))
@@ -110,6 +115,45 @@ def main() -> None:
                     f"  new {new_s * 1000:7.1f} ms  ratio old/new {old_s / new_s:.3f}x"
                     f"  max |logit diff| {worst:.1e}"
                 )
+
+
+def train_step(model, optimizer, ids, mask, labels) -> float:
+    start = time.perf_counter()
+    model(ids, attention_mask=mask, labels=labels).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return time.perf_counter() - start
+
+
+def train_ab(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        old_class = old_classifier_class(args.rev, Path(tmp))
+        shape = {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "num_labels": 2}
+        recipe = {"drop_rate": 0.1, "pooling": "mean"}
+        torch.manual_seed(0)
+        new = ScratchGPTForSequenceClassification(ScratchGPTConfig(**shape, **recipe)).train()
+        old = old_class(old_class.config_class(**shape, **recipe)).train()
+        old.load_state_dict(new.state_dict())
+        optimizers = {
+            side: torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+            for side, model in (("old", old), ("new", new))
+        }
+        batches = [sms_like_batch(32, s) for s in range(args.batches)]
+        labels = torch.randint(0, 2, (32,), generator=torch.Generator().manual_seed(0))
+        print(f"from-scratch training step, gpt2-mini, fp32, {torch.get_num_threads()} threads")
+        times = {"old": [], "new": []}
+        for round_ in range(args.rounds + 1):  # round 0 warms both up, untimed
+            for side, model in (("old", old), ("new", new))[:: 1 if round_ % 2 else -1]:
+                total = sum(
+                    train_step(model, optimizers[side], ids, mask, labels) for ids, mask in batches
+                )
+                if round_:
+                    times[side].append(total / len(batches))
+        old_s, new_s = statistics.median(times["old"]), statistics.median(times["new"])
+        print(
+            f"per step: old ({args.rev}) {old_s * 1000:7.1f} ms  new {new_s * 1000:7.1f} ms"
+            f"  ratio old/new {old_s / new_s:.3f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -229,10 +229,10 @@ def build_attention_mask(
 def mask_for_real_tokens(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """The padding mask blocks need when only the real tokens' states are read (pooling, the
     frozen-prefix cache): none for a right-padded or unpadded batch, where causal attention
-    already keeps every real token from the padding after it. The kernel's causal path is much
-    faster than an explicit mask: on CPU with dropout (training), a boolean mask sends SDPA to
-    its math path, measured ~10x slower per attention. Left padding, a 4D mask and tracing (no
-    data-dependent branch there) keep the mask."""
+    already keeps every real token from the padding after it. The kernel's built-in causal
+    mask is cheaper than a materialised one (measured on CPU: attention forward + backward of
+    an SMS batch, 32 x 60 tokens, dropout 0.1, 34 -> 27 ms). Left padding, a 4D mask and
+    tracing (no data-dependent branch there) keep the mask."""
     if attention_mask is None or attention_mask.dim() != 2 or is_tracing():
         return attention_mask
     if bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all()):
