@@ -14,7 +14,10 @@
 #   wheels/  locked wheels the image lacks (pip download --only-binary :all: --python-version
 #            3.12 --platform manylinux2014_x86_64 ... datasets evaluate transformers ...)
 #   data/    gpt2_bpe/ and sms_spam_collection/SMSSpamCollection (SCRATCHGPT_SHARED_DATA)
-# RUNS picks the fine-tuning runs (default: all four) and SKIP_BENCH=1 skips step 3, e.g. for a
+# Also auto-large and auto-xl (not in the default RUNS): gpt2-large / gpt2-xl --trainable all
+# under the default --mixed-precision auto (bf16 on a GPU with bf16), one epoch's worth of
+# steps each (STEPS), for the time per epoch against transformers' Trainer (bench_finetune).
+# RUNS picks the fine-tuning runs (default: the first four) and SKIP_BENCH=1 skips step 3, e.g. for a
 # rerun of what failed: RUNS="fsdp-medium bf16-large" SKIP_BENCH=1 bash benchmarks/gpu_check.sh
 # Knobs for a dry run on a CPU machine: SKIP_INSTALL=1 COMPAT_DEVICE=cpu MEDIUM=<folder>
 # LARGE=<folder> STEPS=2 BENCH_ARGS="--device cpu --preset tiny --steps 2".
@@ -24,6 +27,7 @@ CARRY=${CARRY:-.gpu_carry}
 PY=${PY:-python3}
 MEDIUM=${MEDIUM:-gpt2-medium}
 LARGE=${LARGE:-gpt2-large}
+XL=${XL:-gpt2-xl}
 STEPS=${STEPS:-300}
 RUN_FLAGS=${RUN_FLAGS:-}
 BENCH_ARGS=${BENCH_ARGS:---preset gpt2-medium gpt2-large --shapes 8x32 16x128 32x256 --parity-preset gpt2-small}
@@ -138,6 +142,10 @@ if [ $((SECONDS - START)) -lt "$LARGE_DEADLINE" ]; then
 else
     step "gpt2-large skipped: $((SECONDS - START))s used (deadline ${LARGE_DEADLINE}s)"
 fi
+finetune auto-large "$LARGE" --num_processes 1 --num_machines 1 --dynamo_backend no \
+    -- --mixed-precision auto
+finetune auto-xl "$XL" --num_processes 1 --num_machines 1 --dynamo_backend no \
+    -- --mixed-precision auto
 
 step "5. output folders: load on CPU + GPU (waiting for the background checks)"
 [ ${#CHECKS[@]} -gt 0 ] && wait "${CHECKS[@]}"  # not a bare wait: that would wait for tee too
@@ -147,7 +155,7 @@ import json, sys
 from pathlib import Path
 out, work = Path(sys.argv[1]), Path(sys.argv[2])
 summary = {}
-for name in ("bf16-medium", "fp16-medium", "fsdp-medium", "bf16-large"):
+for name in ("bf16-medium", "fp16-medium", "fsdp-medium", "bf16-large", "auto-large", "auto-xl"):
     folder = work / name
     args = folder / "training_args.json"
     if not args.is_file():
