@@ -13,7 +13,9 @@ Every side has the same random weights (speed does not depend on them) and shape
 - bf16: ours with the weights cast once to bfloat16 (what ``--dtype auto`` picks on hardware
   with fast bf16: AMX, AVX512-BF16, a GPU);
 - pipeline-fp32, pipeline-bf16: ``transformers.pipeline("text-classification")`` on the same
-  model folder (``trust_remote_code``), what a transformers user would run instead.
+  model folder (``trust_remote_code``), what a transformers user would run instead;
+- onnx: the classifier exported with ``torch.onnx.export(dynamo=True)`` (dynamic batch and
+  length) and run by ONNX Runtime on the CPU, fp32, with our batching: the deployer's choice.
 The bf16 sides run by default only where bf16 is fast (on a CPU without AMX or AVX512-BF16 it
 is emulated, ~20-100x slower than fp32); name them in ``--sides`` to run them anyway.
 
@@ -38,9 +40,14 @@ from tqdm.auto import tqdm
 
 from benchmarks.common import describe_peaks, matmul_peaks, transformer_forward_flops
 from scratchgpt.data.arguments import DataArguments
+from scratchgpt.data.collate import right_pad
 from scratchgpt.data.prepare import prepare_from_args
 from scratchgpt.folder import save_model_folder
-from scratchgpt.inference.classify import cast_for_inference, classify_texts
+from scratchgpt.inference.classify import (
+    cast_for_inference,
+    classify_texts,
+    length_sorted_batches,
+)
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
 from scratchgpt.precision import fast_bf16, resolve_dtype
 from scratchgpt.tokenizer import load_tiktoken
@@ -50,7 +57,7 @@ from scratchgpt_modeling.modeling_scratchgpt import ScratchGPTForSequenceClassif
 BOOK_PAD_LENGTH = 120
 TARGET_VS_BOOK = 20.0
 TARGET_VS_FP32 = 3.0
-SIDES = ("book", "fp32", "fp32-plain", "bf16", "pipeline-fp32", "pipeline-bf16")
+SIDES = ("book", "fp32", "fp32-plain", "bf16", "pipeline-fp32", "pipeline-bf16", "onnx")
 DTYPES = {"bf16": torch.bfloat16, "pipeline-bf16": torch.bfloat16}  # the others: fp32
 GPT2_SMALL = {"n_layers": 12, "emb_dim": 768}
 
@@ -113,6 +120,44 @@ def time_pipeline(classifier, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
+class LogitsOnly(torch.nn.Module):
+    """ids and mask in, logits out: what is exported."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def make_onnx_session(model: torch.nn.Module, folder: Path):
+    """Export with dynamic batch and length, and open it in ONNX Runtime (CPU)."""
+    import onnxruntime
+
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=1024)
+    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+    ids, mask = torch.randint(0, 50000, (4, 24)), torch.ones(4, 24, dtype=torch.long)
+    path = folder.parent / "classifier.onnx"
+    print("exporting to ONNX (torch.onnx dynamo exporter)...")
+    torch.onnx.export(
+        LogitsOnly(model).eval(), (ids, mask), path, dynamo=True, dynamic_shapes=shapes
+    )
+    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def time_onnx(session, texts: list[str], batch_size: int) -> float:
+    """Our tokenization and length-sorted batching, each batch through ONNX Runtime."""
+    encoding = load_tiktoken(gpt2_bpe_dir())
+    start = time.perf_counter()
+    rows = [ids[:1024] for ids in encoding.encode_batch(texts)]
+    for batch in length_sorted_batches([len(r) for r in rows], batch_size):
+        ids, mask = right_pad([rows[i] for i in batch], encoding.eot_token)
+        feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        torch.from_numpy(session.run(None, feeds)[0]).softmax(-1)
+    return time.perf_counter() - start
+
+
 def make_pipeline(folder: Path, dtype: torch.dtype):
     from transformers import pipeline
 
@@ -149,6 +194,9 @@ def build_sides(names: list[str], seed: int, folder: Path) -> dict:
         elif name in ("fp32", "fp32-plain"):
             prepack = "auto" if name == "fp32" else False
             sides[name] = lambda texts, batch, p=prepack: time_ours(ours, texts, batch, p)
+        elif name == "onnx":
+            session = make_onnx_session(ours, folder)
+            sides[name] = lambda texts, batch, s=session: time_onnx(s, texts, batch)
         elif name == "bf16":
             bf16 = copy.deepcopy(ours)
             cast_for_inference(bf16, "bfloat16")
@@ -166,6 +214,7 @@ def print_ratios(rates: dict[str, float]) -> None:
         (auto, "fp32", TARGET_VS_FP32 if auto == "bf16" else None),
         (auto, "book", TARGET_VS_BOOK),
         (auto, "pipeline-fp32", None),
+        (auto, "onnx", None),
         ("bf16", "pipeline-bf16", None),
     ]
     for ours, other, target in checks:

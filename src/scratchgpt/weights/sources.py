@@ -133,9 +133,9 @@ class _Source(abc.ABC):
 def _owned(tensor: torch.Tensor, transpose: bool) -> torch.Tensor:
     """One copy that casts to fp32, lays out contiguously and detaches from the file.
 
-    Model folders hold fp32 (commands cast for scoring: ``scratchgpt.precision``). ``transpose`` turns a Conv1D
-    weight [(1,) in, out] into nn.Linear's [out, in]; torch's strided copy does that about
-    10x faster than numpy's, which dominated the conversion time.
+    Model folders hold fp32 (commands cast for scoring: ``scratchgpt.precision``).
+    ``transpose`` turns a Conv1D weight [(1,) in, out] into nn.Linear's [out, in]; torch's
+    strided copy does that about 10x faster than numpy's, which dominated the conversion time.
     """
     if transpose:
         tensor = tensor.reshape(tensor.shape[-2:]).T
