@@ -18,6 +18,7 @@ LAYERS = {
     "paths": 0,
     "tokenizer": 0,
     "download": 0,
+    "files": 0,
     "folder": 0,
     "weight_files": 0,
     "metrics": 0,

@@ -10,10 +10,8 @@ private 0700/0600 of temporary files.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
+import json
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -26,9 +24,19 @@ from transformers import (
     PreTrainedModel,
 )
 
-from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir, make_readable
+from scratchgpt.files import (  # atomic_dir, is_model_folder: re-exported, where callers look
+    InputFileError,
+    atomic_dir,
+    atomic_file,
+    read_text,
+    resolve_local_model_folder,
+)
+from scratchgpt.files import (
+    is_model_folder as is_model_folder,
+)
+from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir
 from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
-from scratchgpt.weight_files import check_weights
+from scratchgpt.weight_files import ModelFolderError, check_weights
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -57,37 +65,6 @@ def register_auto_classes() -> None:
 register_auto_classes()
 
 
-@contextlib.contextmanager
-def atomic_dir(output_dir: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``output_dir``; on success it replaces ``output_dir``.
-
-    On any exception the temporary folder is removed and ``output_dir`` is left as it was.
-    Before the rename every folder and file inside gets the mode a plain ``mkdir``/``open``
-    would give (0755/0644 under umask 022): ``mkdtemp`` makes the folder 0700, and
-    safetensors >= 0.8 writes ``*.safetensors`` 0600 (through a temporary file; so does
-    ``save_pretrained`` itself), which would leave the model unreadable to other users.
-    """
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        yield tmp
-        for path in (tmp, *tmp.rglob("*")):
-            if not path.is_symlink():
-                make_readable(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if output_dir.exists():
-        # Move the old folder aside first so a crash between the two renames loses nothing.
-        old = output_dir.with_name(f".{output_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-        output_dir.rename(old)
-        tmp.rename(output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(output_dir)
-
-
 def save_model_folder(
     model: PreTrainedModel,
     output_dir: str | Path,
@@ -111,28 +88,61 @@ def save_model_folder(
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         save_tokenizer(source, tmp, model_max_length=model.config.context_length)
         for name, content in (extra_files or {}).items():
-            mode = "wb" if isinstance(content, bytes) else "w"
-            with open(tmp / name, mode) as handle:
+            with atomic_file(tmp / name, "wb" if isinstance(content, bytes) else "w") as handle:
                 handle.write(content)
     return Path(output_dir)
 
 
+# What ``new_head=True`` may re-initialise: the classification head, and nothing else.
+HEAD_PREFIXES = ("classifier.",)
+
+
+def read_folder_config(folder: str | Path, **overrides) -> ScratchGPTConfig:
+    """The folder's ``config.json`` (plus ``overrides``) as a config; an unreadable, invalid or
+    inconsistent file raises ``ModelFolderError`` naming it, instead of a traceback."""
+    path = Path(folder) / "config.json"
+    try:
+        json.loads(read_text(path))
+        return ScratchGPTConfig.from_pretrained(folder, **overrides)
+    except json.JSONDecodeError as err:
+        raise ModelFolderError(
+            f"{path}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
+            "restore the file or write the model folder again"
+        ) from None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        if isinstance(err, ModelFolderError | InputFileError):
+            raise
+        message = " ".join(str(err).split())
+        raise ModelFolderError(f"{path}: cannot be read as a model config: {message}") from None
+
+
 def load_model_folder(
-    folder: str | Path, task: Task = "sequence-classification", **kwargs
+    folder: str | Path,
+    task: Task = "sequence-classification",
+    *,
+    new_head: bool = False,
+    **config_overrides,
 ) -> PreTrainedModel:
-    """Load a model folder with the library's own classes (no remote code needed); damaged or
-    mis-shaped weight files raise ``ModelFolderError`` naming the file."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder: it has no config.json")
+    """Load a model folder with the library's own classes (no remote code needed).
+
+    Every tensor must have the shape that the config (with ``config_overrides``) asks for:
+    damaged or mis-shaped weight files raise ``ModelFolderError`` naming the file and tensor.
+    ``new_head=True`` (other labels than the folder's) allows only the classification head to
+    differ; it is then initialised afresh, and a line on stderr names it.
+    """
+    folder = resolve_local_model_folder(folder)
+    config = read_folder_config(folder, **config_overrides)
     model_class = TASK_CLASSES[task]
-    shell = None
-    if not kwargs:  # overrides (new labels, ...) may change shapes on purpose: files only then
-        with torch.device("meta"):
-            shell = model_class(ScratchGPTConfig.from_pretrained(folder))
-    check_weights(folder, shell)
-    return model_class.from_pretrained(folder, **kwargs)
-
-
-def is_model_folder(path: str | Path) -> bool:
-    return (Path(path) / "config.json").is_file()
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = model_class(config)
+    allowed = HEAD_PREFIXES if new_head and task == "sequence-classification" else ()
+    replaced = check_weights(folder, shell, allowed)
+    if replaced:
+        print(
+            f"new classification head for {config.num_labels} labels: {', '.join(replaced)} "
+            f"of {folder} re-initialised",
+            file=sys.stderr,
+        )
+    return model_class.from_pretrained(
+        folder, config=config, ignore_mismatched_sizes=bool(replaced)
+    )

@@ -39,15 +39,27 @@ def read_shapes(file: Path) -> dict[str, tuple[int, ...]]:
         ) from err
 
 
-def check_weights(folder: str | Path, model: torch.nn.Module | None = None) -> None:
+def check_weights(
+    folder: str | Path,
+    model: torch.nn.Module | None = None,
+    replaceable: tuple[str, ...] = (),
+) -> list[str]:
     """Raise :class:`ModelFolderError` unless every weight file of ``folder`` is complete and,
-    given ``model``, every tensor that ``model`` also has matches its shape."""
+    given ``model``, every tensor that ``model`` also has matches its shape.
+
+    Tensors whose names start with one of ``replaceable`` (a classification head being
+    replaced on purpose, for other labels) may differ; their names are returned, so the caller
+    can say what it re-initialises. Any other mismatch is an error, never a silent re-init.
+    """
     expected = {}
     if model is not None:
         expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    replaced = []
     for file in weight_files(folder):
         shapes = read_shapes(file)
         wrong = [name for name, shape in shapes.items() if expected.get(name, shape) != shape]
+        replaced += [name for name in wrong if name.startswith(replaceable)]
+        wrong = [name for name in wrong if not name.startswith(replaceable)]
         if wrong:
             name = wrong[0]
             more = f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else ""
@@ -55,3 +67,4 @@ def check_weights(folder: str | Path, model: torch.nn.Module | None = None) -> N
                 f"{file}: tensor {name!r} has shape {list(shapes[name])}, but the model that "
                 f"{Path(folder) / 'config.json'} describes needs {list(expected[name])}{more}"
             )
+    return replaced

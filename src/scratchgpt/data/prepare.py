@@ -25,9 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,13 +44,15 @@ from scratchgpt.data.sources import (
     BadLine,
     BadLinePolicy,
     DataError,
+    DataWarning,
     download_sms_spam,
     extract_member,
     read_hub_dataset,
     read_labelled_file,
     sms_spam_path,
 )
-from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir, make_readable
+from scratchgpt.files import atomic_dir, atomic_write, check_output_dir
+from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
 from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
@@ -380,13 +380,19 @@ def build_prepared(
     seed: int = 123,
     pad_to: str = "batch",
     cache_dir: Path | None = None,
+    training: bool = True,
 ) -> PreparedData:
-    """Dedupe -> balance -> stratified split -> tokenize -> summary."""
+    """Dedupe -> balance -> stratified split -> check classes -> tokenize -> summary.
+
+    ``training``: a training split with fewer than two classes is an error (``DataError``
+    naming the counts), as nothing can be learnt from it; off (evaluation), it is a warning.
+    """
     names = raw.features["label"].names
     stats = SplitStats()
     data = drop_duplicates(raw, stats) if dedupe else raw
     data = undersample(data, seed, stats) if balance == "undersample" else data
     splits = stratified_split(data, fractions, seed)
+    check_classes(splits, list(names), source, training)
     folder = Path(tokenizer_folder)
     tokenized = DatasetDict(
         {s: tokenize_split(part, folder, max_length, cache_dir, s) for s, part in splits.items()}
@@ -401,6 +407,42 @@ def build_prepared(
     summary.bad_lines = [str(bad) for bad in policy.skipped]
     _fill_split_summary(summary, tokenized)
     return PreparedData(tokenized, list(names), summary)
+
+
+def check_classes(
+    splits: dict[str, Dataset], names: list[str], source: str, training: bool = True
+) -> None:
+    """A training split needs rows of at least two classes; a class missing from a split is
+    worth a warning (its scores there mean nothing). Both name the counts per split."""
+    counts = {split: Counter(part["label"]) for split, part in splits.items()}
+    table = "; ".join(
+        f"{split}: " + ", ".join(f"{name} {found.get(i, 0)}" for i, name in enumerate(names))
+        for split, found in counts.items()
+    )
+    present = [name for i, name in enumerate(names) if counts["train"].get(i, 0)]
+    if len(present) < 2:
+        message = (
+            f"{source}: the training split has rows of {len(present)} class(es) "
+            f"{present} ({table}); a classifier needs at least two: check --label-column "
+            "and the data file"
+        )
+        if training:
+            raise DataError(message)
+        warnings.warn(message, DataWarning, stacklevel=3)
+        return
+    missing = [
+        f"{name!r} in {split}"
+        for split, found in counts.items()
+        for i, name in enumerate(names)
+        if not found.get(i, 0)
+    ]
+    if missing:
+        warnings.warn(
+            f"{source}: no rows of {', '.join(missing)} ({table}); those scores will be "
+            "empty: add rows of that class or change --split-fractions",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def _fixed_pad_length(pad_to: str, tokenized: DatasetDict, max_length: int) -> int | None:
@@ -443,7 +485,7 @@ def _cache_dir(args: DataArguments) -> Path | None:
 
 
 def prepare_from_args(
-    args: DataArguments, tokenizer_folder: str | Path, max_length: int
+    args: DataArguments, tokenizer_folder: str | Path, max_length: int, training: bool = True
 ) -> PreparedData:
     """The single entry for scripts: ``max_length`` is the model's context length.
 
@@ -468,6 +510,7 @@ def prepare_from_args(
         seed=args.seed,
         pad_to=args.pad_to,
         cache_dir=_cache_dir(args),
+        training=training,
     )
 
 
@@ -506,20 +549,10 @@ def save_prepared(prepared: PreparedData, output_dir: str | Path, overwrite: boo
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise DataError(f"{output_dir} already exists (pass --overwrite to replace it)")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with atomic_dir(output_dir) as tmp:  # the old folder stays until the new one is whole
         prepared.dataset.save_to_disk(str(tmp))
         meta = {"label_names": prepared.label_names, "summary": prepared.summary.to_dict()}
-        (tmp / PREPARED_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        for path in (tmp, *tmp.rglob("*")):
-            make_readable(path)  # mkdtemp's 0700 would hide the data from other users
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_write(tmp / PREPARED_META, json.dumps(meta, indent=2))
     return output_dir
 
 
@@ -557,6 +590,7 @@ def load_prepared(
 def prepare_data(args: PrepareDataArguments) -> PreparedData:
     """``prepare_data``: read, split, tokenize and save as ``args`` says; returns the data
     (its ``.summary`` says what happened). Raises ``DataError`` on bad input."""
+    check_output_dir(args.output_dir, "--output-dir")  # before any reading or tokenizing
     if Path(args.output_dir).exists() and not args.overwrite:
         raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
     tokenizer_folder, context_length = resolve_model_source(args.model)
