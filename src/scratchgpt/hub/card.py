@@ -41,13 +41,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from scratchgpt.paths import REPO_ROOT, make_readable
+from scratchgpt.files import atomic_write
+from scratchgpt.paths import REPO_ROOT
 
 METRICS_FILE = "metrics.json"
 TRAINING_ARGS_FILE = "training_args.json"
@@ -416,12 +416,7 @@ def write_model_card(
     """
     card = render_model_card(output_dir, repo_id, template_path)
     path = Path(output_dir) / CARD_FILE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README-", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(str(card))
-    make_readable(tmp)  # mkstemp's 0600 would hide the card from other users
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, str(card))
 
 
 LICENSE_PATTERN = re.compile(r"[a-z0-9][a-z0-9.+-]*")
