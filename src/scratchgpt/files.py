@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import sys
@@ -258,6 +259,19 @@ def read_text(path: str | os.PathLike[str], origin: str | None = None) -> str:
     return decode_text(read_input_bytes(path, origin), origin)
 
 
+def read_json(path: str | os.PathLike[str], origin: str | None = None) -> object:
+    """A JSON file's value; invalid JSON raises :class:`InputFileError` with line and column."""
+    origin = origin or str(path)
+    text = read_text(path, origin)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputFileError(
+            f"{origin}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
+            "fix or restore the file"
+        ) from None
+
+
 # ----------------------------------------------------------------------------- model folders
 
 
@@ -274,4 +288,7 @@ def resolve_local_model_folder(path: str | os.PathLike[str], flag: str = "--mode
         raise MissingInputError(f"{flag} {path} is a file; give a model folder (with config.json)")
     if not is_model_folder(path):
         raise MissingInputError(f"{path} is not a model folder: it has no config.json")
+    config = read_json(path / "config.json")
+    if not isinstance(config, dict):
+        raise InputFileError(f"{path / 'config.json'}: expected a JSON object of settings")
     return path

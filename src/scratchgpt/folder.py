@@ -10,7 +10,6 @@ private 0700/0600 of temporary files.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Literal
@@ -28,7 +27,6 @@ from scratchgpt.files import (  # atomic_dir, is_model_folder: re-exported, wher
     InputFileError,
     atomic_dir,
     atomic_file,
-    read_text,
     resolve_local_model_folder,
 )
 from scratchgpt.files import (
@@ -99,16 +97,10 @@ HEAD_PREFIXES = ("classifier.",)
 
 def read_folder_config(folder: str | Path, **overrides) -> ScratchGPTConfig:
     """The folder's ``config.json`` (plus ``overrides``) as a config; an unreadable, invalid or
-    inconsistent file raises ``ModelFolderError`` naming it, instead of a traceback."""
-    path = Path(folder) / "config.json"
+    inconsistent file raises ``InputFileError``/``ModelFolderError`` naming it."""
+    path = resolve_local_model_folder(folder) / "config.json"  # also: valid JSON, an object
     try:
-        json.loads(read_text(path))
         return ScratchGPTConfig.from_pretrained(folder, **overrides)
-    except json.JSONDecodeError as err:
-        raise ModelFolderError(
-            f"{path}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
-            "restore the file or write the model folder again"
-        ) from None
     except (OSError, ValueError, TypeError, KeyError) as err:
         if isinstance(err, ModelFolderError | InputFileError):
             raise
@@ -130,7 +122,7 @@ def load_model_folder(
     ``new_head=True`` (other labels than the folder's) allows only the classification head to
     differ; it is then initialised afresh, and a line on stderr names it.
     """
-    folder = resolve_local_model_folder(folder)
+    folder = Path(folder)
     config = read_folder_config(folder, **config_overrides)
     model_class = TASK_CLASSES[task]
     with torch.device("meta"):  # shapes only: no memory, no initialisation

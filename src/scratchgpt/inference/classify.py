@@ -24,6 +24,13 @@ import torch
 from tqdm.auto import tqdm
 
 from scratchgpt.data.collate import SortedBatchSampler, right_pad
+from scratchgpt.files import (
+    BOM,
+    UsageError,
+    decode_text,
+    read_input_bytes,
+    resolve_local_model_folder,
+)
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.light import light_folder_config, load_light_classifier
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
@@ -247,9 +254,7 @@ def resolve_model_folder(
     """A local model folder as is, or a Hub repo id downloaded into the Hub cache."""
     path = Path(path_or_repo)
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model folder: it has no config.json")
-        return path
+        return resolve_local_model_folder(path)  # a folder, with a valid config.json
     name = str(path_or_repo)
     if name.count("/") != 1 or name.startswith((".", "/")):
         raise FileNotFoundError(
@@ -332,41 +337,34 @@ def load_for_inference(
 
 
 def decode_lines(data: bytes, origin: str) -> list[str]:
-    """UTF-8 ``data`` split into lines; a byte that is not UTF-8 raises ``ValueError`` naming
-    ``origin``, the line and the column (the codec's message names only a byte offset)."""
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        line_start = data.rfind(b"\n", 0, err.start) + 1
-        column = len(data[line_start : err.start].decode("utf-8")) + 1  # valid up to the error
-        raise ValueError(
-            f"{origin}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not "
-            "UTF-8; save the text as UTF-8"
-        ) from None
+    """UTF-8 ``data`` (a byte-order mark dropped) split into lines; a byte that is not UTF-8
+    raises ``InputFileError`` naming ``origin``, the line and the column."""
+    return decode_text(data, origin).splitlines()
 
 
 def read_input_texts(
     texts: Sequence[str], input: Path | None, stdin: TextIO
 ) -> tuple[list[str], list[int]]:
-    """Texts from arguments, ``--input`` or stdin, and the 1-based line numbers skipped as empty."""
+    """Texts from arguments, ``--input`` (any readable file, device or pipe; ``-`` is stdin)
+    or stdin, and the 1-based line numbers skipped as empty."""
     if texts and input:
-        raise ValueError("give texts as arguments or --input FILE, not both")
+        raise UsageError("give texts as arguments or --input FILE, not both")
     if texts:
-        lines = list(texts)
+        lines = [text.removeprefix(BOM) for text in texts]
     elif input and str(input) != "-":
-        if not input.is_file():
-            raise FileNotFoundError(f"--input {input}: no such file")
-        lines = decode_lines(input.read_bytes(), f"--input {input}")
+        lines = decode_lines(read_input_bytes(input, f"--input {input}"), f"--input {input}")
     elif input or not stdin.isatty():
         buffer = getattr(stdin, "buffer", None)  # bytes, so a bad byte has a line number
-        lines = decode_lines(buffer.read(), "stdin") if buffer else stdin.read().splitlines()
+        if buffer is not None:
+            lines = decode_lines(buffer.read(), "stdin")
+        else:
+            lines = stdin.read().removeprefix(BOM).splitlines()
     else:
-        raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
+        raise UsageError("no texts: pass them as arguments, with --input FILE, or on stdin")
     empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]
     texts = [line for line in lines if line.strip()]
     if not texts:
-        raise ValueError(f"no text to classify: all {len(lines)} input line(s) are empty")
+        raise UsageError(f"no text to classify: all {len(lines)} input line(s) are empty")
     return texts, empty
 
 
