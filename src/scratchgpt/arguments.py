@@ -26,7 +26,9 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import math
 import os
+import re
 import sys
 import types
 import typing
@@ -102,6 +104,93 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
     """Raise ``ValueError("--flag-name must <requirement>, got <value>")`` unless ``condition``."""
     if not condition:
         raise ValueError(f"{flag_name(name)} must {requirement}, got {value!r}")
+
+
+def check_number(
+    instance: object,
+    name: str,
+    low: float,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """``instance.<name>`` (unless None) is a finite number from ``low`` to ``high``, the ends
+    included unless ``open_low``/``open_high``: a learning rate of -1, ``nan`` or ``inf`` is
+    refused before any work, naming the flag and the value."""
+    value = getattr(instance, name)
+    if value is None:
+        return
+    number = isinstance(value, int | float) and math.isfinite(value)
+    above = value > low if open_low else value >= low
+    below = value < high if open_high else value <= high
+    if high == math.inf:
+        wanted = f"be {'>' if open_low else '>='} {low:g}"
+    else:
+        wanted = f"be in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    check(number and above and below, name, value, wanted)
+
+
+DEVICE_PATTERN = re.compile(r"(cpu|cuda|mps|xpu|hpu|npu|mtia)(:\d+)?")
+
+
+def check_device(instance: object, name: str = "device") -> None:
+    """``instance.<name>`` names a torch device this machine has (``cpu``, ``cuda``,
+    ``cuda:1``, ``mps``, ...). Only a non-CPU device imports torch to ask: ``cpu`` stays fast."""
+    value = str(getattr(instance, name))
+    setattr(instance, name, value)
+    check(
+        bool(DEVICE_PATTERN.fullmatch(value)),
+        name,
+        value,
+        "be a torch device such as cpu, cuda, cuda:0 or mps",
+    )
+    if value != "cpu" and (problem := device_problem(value)):
+        raise ValueError(f"{flag_name(name)} {value}: {problem}")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used here, or None."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return None
+    if kind == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        backend = getattr(torch, kind, None)
+        available = bool(backend is not None and backend.is_available())
+        count = backend.device_count() if available else 0
+    if not available:
+        return f"this machine has no {kind} device that torch can use; use --device cpu"
+    if index and int(index) >= count:
+        return f"there are {count} {kind} device(s), numbered from 0; use --device {kind}:0"
+    return None
+
+
+def check_input_path(instance: object, name: str, kind: str = "file") -> None:
+    """``instance.<name>`` (unless None or ``-``) exists and is a ``kind`` (file or folder)."""
+    value = getattr(instance, name)
+    if value is None or str(value) == "-":
+        return
+    path = Path(value)
+    where = f"{flag_name(name)} {value}"
+    if not path.exists():
+        raise ValueError(f"{where}: no such {kind}")
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"{where} is a folder; give a file")
+    if kind == "folder" and not path.is_dir():
+        raise ValueError(f"{where} is a file; give a folder")
+
+
+REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def check_repo_id(instance: object, name: str) -> None:
+    """``instance.<name>`` has the Hub's ``USER/NAME`` form (checked before any upload)."""
+    value = getattr(instance, name)
+    check(bool(REPO_ID.fullmatch(str(value))), name, value, "be a Hub repo id USER/NAME")
 
 
 def check_choices(instance: object) -> None:
@@ -204,6 +293,12 @@ class ArgumentParser(HfArgumentParser):
             if kwargs.get("nargs") is None:
                 kwargs.pop("nargs", None)
             parser.add_argument(*options, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        """One line ``<prog>: error: <message>`` and status 2: argparse's usage line before it
+        would make every bad flag two lines (``--help`` still shows the usage)."""
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text}\n")
 
     def parse(self, argv: Sequence[str] | None = None) -> tuple[Any, Any]:
         """Parse ``argv`` (after ``--config``'s values) into the dataclass and any extras.

@@ -13,6 +13,7 @@ from scratchgpt.arguments import (
     as_path,
     check,
     check_choices,
+    check_input_path,
     super_post_init,
 )
 from scratchgpt.paths import CACHE_ENV
@@ -123,8 +124,17 @@ class DataArguments:
             "be three numbers TRAIN VAL TEST",
         )
         self.split_fractions = [float(f) for f in self.split_fractions]
+        train, val = self.split_fractions[:2]
+        check(
+            all(0 < f < 1 for f in self.split_fractions) and train + val < 1,
+            "split_fractions",
+            self.split_fractions,
+            "be three fractions in (0, 1), TRAIN + VAL below 1 (TEST gets the rest)",
+        )
         if self.max_length is not None:
             check(self.max_length >= 1, "max_length", self.max_length, "be >= 1")
+        check_input_path(self, "data_file", "file")
+        check_input_path(self, "dataset_dir", "folder")
         for name in ("data_file", "dataset_dir", "cache_dir"):
             value = getattr(self, name)
             if isinstance(value, Path):

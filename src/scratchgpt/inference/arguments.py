@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import ArgumentParser, arg, as_path, check, check_choices
+from scratchgpt.arguments import (
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    check_choices,
+    check_device,
+    check_number,
+)
 from scratchgpt.data.arguments import DataArguments
 
 DEFAULT_BATCH_SIZE = 16  # measured: larger batches pad more on small inputs, gain little GEMM speed
@@ -63,6 +71,7 @@ class ClassifyArguments:
         self.model = str(self.model)
         self.input = as_path(self.input)
         _check_positive(self, "batch_size", "max_length")
+        check_device(self)
 
     @property
     def prepack(self) -> Literal["auto"] | bool:
@@ -84,7 +93,8 @@ class GenerateArguments:
     def __post_init__(self) -> None:
         self.model = str(self.model)
         _check_positive(self, "max_new_tokens", "top_k", "num_samples")
-        check(self.temperature >= 0, "temperature", self.temperature, "be >= 0")
+        check_number(self, "temperature", 0)
+        check_device(self)
 
 
 @dataclass(kw_only=True)
@@ -112,6 +122,7 @@ class EvaluateArguments(DataArguments):
         self.output_dir = as_path(self.output_dir)
         check(self.errors >= 0, "errors", self.errors, "be >= 0")
         _check_positive(self, "batch_size")
+        check_device(self)
 
     @property
     def prepack(self) -> Literal["auto"] | bool:

@@ -18,6 +18,7 @@ from scratchgpt.arguments import (
     arg,
     as_path,
     check,
+    check_number,
     super_post_init,
     to_config,
 )
@@ -113,7 +114,9 @@ class ModelArguments:
         if self.model is not None:
             self.model = str(self.model)
         check(self.lora_r >= 1, "lora_r", self.lora_r, "be >= 1")
-        check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "be in [0, 1)")
+        check_number(self, "lora_alpha", 0, open_low=True)
+        check_number(self, "drop_rate", 0, 1, open_high=True)
+        check_number(self, "lora_dropout", 0, 1, open_high=True)
         super_post_init(self, ModelArguments)
 
 
@@ -184,7 +187,9 @@ class OptimizationArguments:
             "weight_decay",
             "pretrain_epochs",
         ):
-            check(getattr(self, name) >= 0, name, getattr(self, name), "be >= 0")
+            check_number(self, name, 0)
+        # A rate of 0 or below, nan or inf would only show as a torch error after loading.
+        check_number(self, "lr", 0, open_low=True)
         super_post_init(self, OptimizationArguments)
 
 
@@ -269,6 +274,7 @@ class SpeedArguments:
     )
 
     def __post_init__(self) -> None:
+        check_number(self, "prefix_cache_max_gb", 0)
         super_post_init(self, SpeedArguments)
 
 
