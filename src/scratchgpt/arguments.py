@@ -38,6 +38,8 @@ from typing import Any
 
 import yaml
 
+from scratchgpt.files import atomic_write, read_text
+
 
 def _hf_argparser() -> types.ModuleType:
     """``transformers.hf_argparser``, without running ``transformers/__init__`` if it has not run.
@@ -311,7 +313,7 @@ class ArgumentParser(HfArgumentParser):
             self._apply_config(argv)
         try:
             parsed = self.parse_args_into_dataclasses(argv, look_for_args_file=False)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # TypeError: a --config value of the wrong type
             self.error(str(err))
         return parsed[0], (parsed[1] if len(parsed) > 1 else None)
 
@@ -354,8 +356,14 @@ def _owner_group(dtype: type, name: str) -> str | None:
 
 def load_config(path: str | os.PathLike[str], dataclass_type: type) -> dict[str, Any]:
     """The field values in a YAML recipe; unknown names are refused, naming them and the file."""
-    text = Path(path).read_text(encoding="utf-8")
-    values = yaml.safe_load(text) or {}
+    text = read_text(path, f"--config {path}")  # a BOM dropped; a folder or bad UTF-8 named
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ValueError(f"--config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(values, dict):
         raise ValueError(f"--config {path}: expected a mapping of setting: value")
     fields = {f.name for f in dataclasses.fields(dataclass_type) if f.init}
@@ -363,7 +371,37 @@ def load_config(path: str | os.PathLike[str], dataclass_type: type) -> dict[str,
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"--config {path}: unknown settings {unknown}")
+    hints = typing.get_type_hints(dataclass_type)
+    for name, value in values.items():
+        if (wanted := _config_type_problem(hints[name], value)) is not None:
+            raise ValueError(f"--config {path}: {name} must be {wanted}, got {value!r}")
     return values
+
+
+def _config_type_problem(hint: Any, value: Any) -> str | None:
+    """What a YAML value should have been, if it cannot be a value of ``hint`` (a list where
+    a number goes would otherwise end in a ``TypeError`` deep in a check)."""
+    parts = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    if value is None:
+        return None if type(None) in parts else "set (not empty)"
+    for part in parts:
+        origin = typing.get_origin(part) or part
+        if origin is typing.Literal or origin is Path and isinstance(value, str):
+            return None
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return None
+        if origin in (int, str, bool, list) and type(value) is origin:
+            return None
+        if origin is str and isinstance(value, int | float) and not isinstance(value, bool):
+            return None  # a revision or config name YAML read as a number
+    names = {float: "a number", int: "a whole number", str: "text", bool: "true or false"}
+    return " or ".join(
+        names.get(typing.get_origin(p) or p, "a list") for p in parts if p is not type(None)
+    )
 
 
 def to_config(arguments: Any) -> dict[str, Any]:
@@ -382,5 +420,4 @@ def save_config(arguments: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     values = arguments if isinstance(arguments, Mapping) else to_config(arguments)
     text = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=None)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write(path, text)

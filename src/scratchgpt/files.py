@@ -232,7 +232,7 @@ def read_input_bytes(
     except FileNotFoundError:
         raise MissingInputError(f"{origin}: no such file") from None
     except IsADirectoryError:
-        raise InputFileError(f"{origin} is a folder; give a file (one text per line)") from None
+        raise InputFileError(f"{origin} is a folder, not a file; give a file") from None
     except PermissionError:
         raise InputFileError(f"{origin}: permission denied (the file is not readable)") from None
 
