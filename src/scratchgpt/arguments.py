@@ -186,6 +186,7 @@ def check_input_path(instance: object, name: str, kind: str = "file") -> None:
         raise ValueError(f"{where} is a file; give a folder")
 
 
+MAX_SEED = 2**32 - 1  # numpy's (and so accelerate's set_seed's) largest seed
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 

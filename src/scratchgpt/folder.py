@@ -108,6 +108,24 @@ def read_folder_config(folder: str | Path, **overrides) -> ScratchGPTConfig:
         raise ModelFolderError(f"{path}: cannot be read as a model config: {message}") from None
 
 
+def check_model_folder(
+    folder: str | Path,
+    task: Task = "sequence-classification",
+    *,
+    new_head: bool = False,
+    **config_overrides,
+) -> tuple[ScratchGPTConfig, list[str]]:
+    """The folder's config (with ``config_overrides``) once every weight file is complete and
+    every tensor has the shape that config asks for; returns it with the names of the head
+    tensors that ``new_head=True`` lets differ (they will be re-initialised). Reads only the
+    files' headers: callers run it before any slow work, then load."""
+    config = read_folder_config(folder, **config_overrides)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = TASK_CLASSES[task](config)
+    allowed = HEAD_PREFIXES if new_head and task == "sequence-classification" else ()
+    return config, check_weights(folder, shell, allowed)
+
+
 def load_model_folder(
     folder: str | Path,
     task: Task = "sequence-classification",
@@ -122,19 +140,13 @@ def load_model_folder(
     ``new_head=True`` (other labels than the folder's) allows only the classification head to
     differ; it is then initialised afresh, and a line on stderr names it.
     """
-    folder = Path(folder)
-    config = read_folder_config(folder, **config_overrides)
-    model_class = TASK_CLASSES[task]
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        shell = model_class(config)
-    allowed = HEAD_PREFIXES if new_head and task == "sequence-classification" else ()
-    replaced = check_weights(folder, shell, allowed)
+    config, replaced = check_model_folder(folder, task, new_head=new_head, **config_overrides)
     if replaced:
         print(
             f"new classification head for {config.num_labels} labels: {', '.join(replaced)} "
             f"of {folder} re-initialised",
             file=sys.stderr,
         )
-    return model_class.from_pretrained(
+    return TASK_CLASSES[task].from_pretrained(
         folder, config=config, ignore_mismatched_sizes=bool(replaced)
     )

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
     check,
     check_choices,
     check_input_path,
+    check_number,
     super_post_init,
 )
 from scratchgpt.paths import CACHE_ENV
@@ -133,6 +135,7 @@ class DataArguments:
         )
         if self.max_length is not None:
             check(self.max_length >= 1, "max_length", self.max_length, "be >= 1")
+        check_number(self, "seed", 0, MAX_SEED)
         check_input_path(self, "data_file", "file")
         check_input_path(self, "dataset_dir", "folder")
         for name in ("data_file", "dataset_dir", "cache_dir"):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
@@ -94,6 +95,7 @@ class GenerateArguments:
         self.model = str(self.model)
         _check_positive(self, "max_new_tokens", "top_k", "num_samples")
         check_number(self, "temperature", 0)
+        check_number(self, "seed", 0, MAX_SEED)
         check_device(self)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
@@ -190,6 +191,7 @@ class OptimizationArguments:
             check_number(self, name, 0)
         # A rate of 0 or below, nan or inf would only show as a torch error after loading.
         check_number(self, "lr", 0, open_low=True)
+        check_number(self, "seed", 0, MAX_SEED)
         super_post_init(self, OptimizationArguments)
 
 

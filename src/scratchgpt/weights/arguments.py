@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
     check,
     check_choices,
     check_input_path,
+    check_number,
 )
 from scratchgpt.paths import CACHE_ENV, DEFAULT_MAX_SHARD_SIZE
 
@@ -93,6 +95,7 @@ class ConvertArguments:
             raise ValueError("--num-labels and --labels are alternatives: pass one")
         if self.num_labels is not None:
             check(self.num_labels >= 1, "num_labels", self.num_labels, "be >= 1")
+        check_number(self, "seed", 0, MAX_SEED)
         if self.n_heads is not None:
             check(self.n_heads >= 1, "n_heads", self.n_heads, "be >= 1")
         if not self.download:
