@@ -20,6 +20,7 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    PretrainedConfig,
     PreTrainedModel,
 )
 
@@ -150,3 +151,15 @@ def load_model_folder(
     return TASK_CLASSES[task].from_pretrained(
         folder, config=config, ignore_mismatched_sizes=bool(replaced)
     )
+
+
+def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
+    """The folder's config, once its weight files are known to be complete and shaped as that
+    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
+    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
+    resolve_local_model_folder(folder)  # a folder whose config.json is valid JSON
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = auto_class.from_config(config, trust_remote_code=True)
+    check_weights(folder, shell)
+    return config

@@ -26,6 +26,7 @@ from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 from transformers import AutoModelForSequenceClassification
 
+from scratchgpt.folder import check_folder_weights
 from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
@@ -34,7 +35,6 @@ from scratchgpt.hub.card import (
     card_problems,
     render_model_card,
 )
-from scratchgpt.inference.classify import check_folder_weights
 from scratchgpt.weight_files import ModelFolderError
 
 # Hidden files (temp files of atomic writes, editor droppings) and caches never go up.

@@ -35,10 +35,9 @@ from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.light import light_folder_config, load_light_classifier
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
-from scratchgpt.weight_files import check_weights
 
 if TYPE_CHECKING:  # transformers' model code loads only where a model goes through it
-    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers import PreTrainedModel
 
 
 class TruncationWarning(UserWarning):
@@ -277,22 +276,11 @@ def _download_repo(repo_id: str, revision: str | None, token: str | None) -> Pat
         ) from err
 
 
-def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
-    """The folder's config, once its weight files are known to be complete and shaped as that
-    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
-    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        shell = auto_class.from_config(config, trust_remote_code=True)
-    check_weights(folder, shell)
-    return config
-
-
 def load_with_folder_code(auto_class: type, folder: str | Path) -> PreTrainedModel:
     """``auto_class.from_pretrained(folder, trust_remote_code=True)`` after
-    :func:`check_folder_weights`."""
+    :func:`scratchgpt.folder.check_folder_weights`."""
+    from scratchgpt.folder import check_folder_weights  # transformers loads here anyway
+
     config = check_folder_weights(auto_class, folder)
     return auto_class.from_pretrained(folder, config=config, trust_remote_code=True)
 
