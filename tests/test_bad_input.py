@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 import signal
@@ -395,13 +396,20 @@ def test_a_utf8_bom_never_reaches_the_first_text(tmp_path):
     assert read_input_texts([], source, io.StringIO(""))[0] == ["WIN cash now", "see you"]
 
 
-def test_config_json_with_a_bom_loads(tiny_classifier_dir, tmp_path):
-    from scratchgpt.files import resolve_local_model_folder
-
+def test_config_json_with_a_bom_is_named(tiny_classifier_dir, tmp_path, capsys):
     folder = Path(shutil.copytree(tiny_classifier_dir, tmp_path / "bom"))
     config = folder / "config.json"
-    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
-    assert resolve_local_model_folder(folder) == folder
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())  # saved by Windows Notepad
+    assert classify_main(["--model", str(folder), "hello"]) == 2
+    assert "byte-order mark" in one_line(capsys.readouterr().err, "classify.py")
+
+
+def test_a_bom_is_dropped_from_every_text_file_we_read(tmp_path):
+    from scratchgpt.weights.sources import _read_json
+
+    hparams = tmp_path / "hparams.json"
+    hparams.write_bytes(b"\xef\xbb\xbf" + json.dumps({"n_ctx": 8}).encode())
+    assert _read_json(hparams, "hparams")["n_ctx"] == 8
 
 
 def test_uploaded_csv_with_a_huge_field_is_read(tmp_path):

@@ -288,6 +288,13 @@ def resolve_local_model_folder(path: str | os.PathLike[str], flag: str = "--mode
         raise MissingInputError(f"{flag} {path} is a file; give a model folder (with config.json)")
     if not is_model_folder(path):
         raise MissingInputError(f"{path} is not a model folder: it has no config.json")
+    with open(path / "config.json", "rb") as handle:
+        if handle.read(3) == BOM.encode():
+            # transformers reads config.json itself, and its JSON reader refuses the mark.
+            raise InputFileError(
+                f"{path / 'config.json'} starts with a UTF-8 byte-order mark, which "
+                "transformers cannot read; save the file as UTF-8 without BOM"
+            )
     config = read_json(path / "config.json")
     if not isinstance(config, dict):
         raise InputFileError(f"{path / 'config.json'}: expected a JSON object of settings")

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from scratchgpt.files import UsageError
 
-class ModelFolderError(ValueError):
+
+class ModelFolderError(UsageError):  # a ValueError: one line at the command line
     """A model folder's files cannot make the model its config.json describes."""
 
 

@@ -213,7 +213,7 @@ def vocab_fingerprint(tokenizer_folder: str | Path) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _vocab_fingerprint_cached(vocab_file: str, mtime_ns: int) -> str:
-    vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
+    vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8-sig"))
     canonical = json.dumps(vocab, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -536,7 +536,7 @@ def _folder_context_length(folder: Path) -> int:
     keys = ("context_length", "max_position_embeddings", "n_positions", "n_ctx")
     for name in ("config.json", "hparams.json"):
         if (folder / name).is_file():
-            config = json.loads((folder / name).read_text(encoding="utf-8"))
+            config = json.loads((folder / name).read_text(encoding="utf-8-sig"))
             for key in keys:
                 if isinstance(config.get(key), int):
                     return config[key]
@@ -566,7 +566,7 @@ def load_prepared(
     meta_file = dataset_dir / PREPARED_META
     if not meta_file.is_file():
         raise DataError(f"{dataset_dir}: not a prepared data folder (no {PREPARED_META})")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta = json.loads(meta_file.read_text(encoding="utf-8-sig"))
     summary = DataSummary.from_dict(meta["summary"])
     if context_length is not None and summary.max_length > context_length:
         raise DataError(

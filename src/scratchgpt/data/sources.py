@@ -24,7 +24,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from tqdm.auto import tqdm
 
 from scratchgpt.download import DownloadError, download_file
-from scratchgpt.files import atomic_file
+from scratchgpt.files import UsageError, atomic_file
 from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.paths import sms_spam_file
 
@@ -38,7 +38,7 @@ FORMATS = ("auto", "sms", "csv", "tsv", "jsonl")
 MAX_INT_CLASSES = 10_000  # integer labels above this are ids of something else, not classes
 
 
-class DataError(ValueError):
+class DataError(UsageError):  # a ValueError: one line at the command line
     """Unusable input data; the message names the file, line (or row) and value."""
 
 

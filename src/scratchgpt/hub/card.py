@@ -46,7 +46,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from scratchgpt.files import atomic_write
+from scratchgpt.files import UsageError, atomic_write
 from scratchgpt.paths import REPO_ROOT
 
 METRICS_FILE = "metrics.json"
@@ -118,7 +118,7 @@ PATH_KEYS = ("data_file", "dataset_dir", "output_dir", "run_dir", "cache_dir", "
              "resume_from_checkpoint", "tokenizer_folder")  # fmt: skip
 
 
-class CardError(ValueError):
+class CardError(UsageError):  # a ValueError: one line at the command line
     """The inputs of a model card are missing or malformed, or its metadata is invalid."""
 
 
@@ -127,7 +127,7 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise CardError(f"{path} not found: the trainer writes it next to the model")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise CardError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
     if not isinstance(data, dict):
@@ -400,7 +400,7 @@ def render_model_card(
         raise CardError(f"model card template {template} not found")
     card = ModelCard.from_template(
         build_card_data(splits, args, settings, model_name),
-        template_str=template.read_text(encoding="utf-8"),
+        template_str=template.read_text(encoding="utf-8-sig"),
         **template_values(output_dir, splits, args, settings, repo_id),
     )
     validate_card(card)

@@ -108,7 +108,7 @@ def check_card(folder: Path, repo_id: str | None) -> tuple[list[str], bool, str 
     from metrics.json + training_args.json when it is absent."""
     card_path = folder / CARD_FILE
     if card_path.is_file():
-        text = card_path.read_text(encoding="utf-8")
+        text = card_path.read_text(encoding="utf-8-sig")
         return [f"{card_path}: {p}" for p in card_problems(text)], False, text
     if (folder / METRICS_FILE).is_file() and (folder / TRAINING_ARGS_FILE).is_file():
         try:

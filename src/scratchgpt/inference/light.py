@@ -184,7 +184,7 @@ def light_folder_config(folder: str | Path) -> LightConfig | None:
     """The folder's config when this copy computes what its own code does, else ``None``."""
     folder = Path(folder)
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8-sig"))
         code = (folder / MODELING_FILE).read_bytes()
     except (OSError, ValueError):
         return None

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scratchgpt.files import OutputPathError, check_output_dir
+from scratchgpt.files import OutputPathError, UsageError, check_output_dir
 from scratchgpt.training.arguments import FinetuneArguments
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS, SCRATCH_PRESETS
 
@@ -58,7 +58,7 @@ COMPLETED = "completed.json"
 RUN_ENTRIES = (CHECKPOINTS, LOGS, STEP_LOG, COMPLETED)  # what clearing a run folder removes
 
 
-class SetupError(ValueError):
+class SetupError(UsageError):  # a ValueError: one line at the command line
     """The flags cannot work together in this launch, or the run cannot start where asked."""
 
 
