@@ -12,11 +12,13 @@ line and exit 130; anything else keeps its traceback, because it is a bug to rep
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import yaml
@@ -199,7 +201,9 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
     def work() -> int:
         from scratchgpt.weights.convert import run
 
+        replacing = args.output_dir.is_dir()
         run(args)
+        say_replaced(args.output_dir, replacing)
         return 0
 
     return guarded(parser, work, lambda: f"nothing was written to {args.output_dir}")
@@ -213,9 +217,11 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     def work() -> int:
         from scratchgpt.data.prepare import prepare_data
 
+        replacing = Path(args.output_dir).is_dir()
         prepared = prepare_data(args)
         print(prepared.summary.format())
         print(f"saved to {args.output_dir}")
+        say_replaced(args.output_dir, replacing)
         return 0
 
     return guarded(parser, work, lambda: f"nothing was written to {args.output_dir}")
@@ -229,15 +235,23 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
     def work() -> int:
         from scratchgpt.training.loop import finetune
 
+        replacing = args.output_dir.is_dir()
         try:
             finetune(args)
         except OSError as err:  # a full disk: the checkpoints so far are worth knowing of
             if (kept := kept_checkpoints(args)) is None:
                 raise
             raise UsageError(f"{describe_os_error(err)}; {kept}") from None
+        if os.environ.get("RANK", "0") == "0":  # once under accelerate launch (its state is gone)
+            say_replaced(args.output_dir, replacing)
         return 0
 
     return guarded(parser, work, lambda: kept_checkpoints(args) or "no checkpoint was written yet")
+
+
+def say_replaced(folder: str | Path, replacing: bool) -> None:
+    if replacing:
+        print(f"replaced the previous {folder}: it was kept until the new one was complete")
 
 
 def kept_checkpoints(args: FinetuneArguments) -> str | None:

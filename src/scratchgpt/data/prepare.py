@@ -51,7 +51,7 @@ from scratchgpt.data.sources import (
     read_labelled_file,
     sms_spam_path,
 )
-from scratchgpt.files import atomic_dir, atomic_write, check_output_dir
+from scratchgpt.files import atomic_dir, atomic_write, check_output_dir, tree_size
 from scratchgpt.paths import CACHE_ENV, gpt2_bpe_dir
 from scratchgpt.paths import cache_dir as default_cache_dir
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
@@ -590,7 +590,9 @@ def load_prepared(
 def prepare_data(args: PrepareDataArguments) -> PreparedData:
     """``prepare_data``: read, split, tokenize and save as ``args`` says; returns the data
     (its ``.summary`` says what happened). Raises ``DataError`` on bad input."""
-    check_output_dir(args.output_dir, "--output-dir")  # before any reading or tokenizing
+    # Before any reading or tokenizing; token ids (int64) take about 4x the text's bytes.
+    need = 4 * tree_size(args.data_file) if args.data_file else 0
+    check_output_dir(args.output_dir, "--output-dir", need)
     if Path(args.output_dir).exists() and not args.overwrite:
         raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
     tokenizer_folder, context_length = resolve_model_source(args.model)

@@ -101,14 +101,14 @@ def check_locations(output_dir: Path, run_dir: Path, model_bytes: int = 0) -> No
     """Both places a run writes, before it spends any time training: folders (a user's file
     there is refused, never replaced), writable, with room for the model (output) and for
     checkpoints of weights plus AdamW's two moments (run folder)."""
+    # The output folder is written as a sibling and renamed: its parent must take new entries.
+    check_writable("--output-dir", output_dir, output_dir.parent)
+    check_writable("--run-dir", run_dir, run_dir)
     try:
         check_output_dir(output_dir, "--output-dir", model_bytes)
         check_output_dir(run_dir, "--run-dir", 3 * model_bytes)
     except OutputPathError as err:
         raise SetupError(str(err)) from None
-    # The output folder is written as a sibling and renamed: its parent must take new entries.
-    check_writable("--output-dir", output_dir, output_dir.parent)
-    check_writable("--run-dir", run_dir, run_dir)
 
 
 def estimated_model_bytes(model: str | None) -> int:
