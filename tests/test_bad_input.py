@@ -535,3 +535,13 @@ def test_typed_errors_for_the_python_api(tmp_path):
     assert isinstance(info.value, FileNotFoundError | UsageError)
     with pytest.raises(InputFileError, match="is a folder"):
         read_input_texts([], tmp_path, io.StringIO(""))
+
+
+def test_a_real_bug_still_shows_its_traceback():
+    parser = cli.build_classify_parser()
+
+    def bug() -> int:
+        raise RuntimeError("a bug in scratchgpt")
+
+    with pytest.raises(RuntimeError, match="a bug in scratchgpt"):
+        cli.guarded(parser, bug)
