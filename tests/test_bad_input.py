@@ -263,6 +263,25 @@ def test_app_with_invalid_config_json_is_one_line(bad_config_dir, capsys):
 
 
 @pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"n_layers": 1}, "belongs to no block of the model"),  # the file has 2 blocks
+        ({"n_layers": -1}, "n_layers must be a positive integer, got -1"),
+        ({"n_heads": 3}, "emb_dim (32) must be divisible by n_heads (3)"),
+        ({"emb_dim": "wide"}, "emb_dim must be a positive integer, got 'wide'"),
+    ],
+)
+def test_a_config_that_does_not_fit_its_weights_is_named(
+    change, expected, tiny_classifier_dir, tmp_path, capsys
+):
+    folder = Path(shutil.copytree(tiny_classifier_dir, tmp_path / "edited"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    assert classify_main(["--model", str(folder), "hello"]) == 2
+    assert expected in one_line(capsys.readouterr().err, "classify.py")
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("lr: [1\nepochs: 2\n", "line 2, column 7: not valid YAML"),

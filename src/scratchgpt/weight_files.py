@@ -10,12 +10,15 @@ This module imports no model code, so inference does not pay for the library's o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from scratchgpt.files import UsageError
+
+BLOCK = re.compile(r"(^|\.)blocks\.\d+\.")
 
 
 class ModelFolderError(UsageError):  # a ValueError: one line at the command line
@@ -60,11 +63,20 @@ def check_weights(
     for file in weight_files(folder):
         shapes = read_shapes(file)
         wrong = [name for name, shape in shapes.items() if expected.get(name, shape) != shape]
+        # A block the config does not have: the file was written for more layers.
+        if expected:
+            wrong += [name for name in shapes if name not in expected and BLOCK.search(name)]
         replaced += [name for name in wrong if name.startswith(replaceable)]
         wrong = [name for name in wrong if not name.startswith(replaceable)]
         if wrong:
             name = wrong[0]
             more = f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else ""
+            if name not in expected:
+                raise ModelFolderError(
+                    f"{file}: tensor {name!r} belongs to no block of the model that "
+                    f"{Path(folder) / 'config.json'} describes{more}: the weights were written "
+                    "for another config (check n_layers)"
+                )
             raise ModelFolderError(
                 f"{file}: tensor {name!r} has shape {list(shapes[name])}, but the model that "
                 f"{Path(folder) / 'config.json'} describes needs {list(expected[name])}{more}"

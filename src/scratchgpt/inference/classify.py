@@ -32,7 +32,7 @@ from scratchgpt.files import (
     resolve_local_model_folder,
 )
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
-from scratchgpt.inference.light import light_folder_config, load_light_classifier
+from scratchgpt.inference.light import LightConfig, light_folder_config, load_light_classifier
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
 
@@ -316,9 +316,17 @@ def load_for_inference(
     For scoring only; use ``load_classifier`` for a ``PreTrainedModel`` (training, peft, ...)."""
     folder = resolve_model_folder(path_or_repo, revision, token)
     config = light_folder_config(folder)
-    if config is None:
+    if config is None or not consistent_shape(config):
+        # transformers' path validates config.json and names the bad field
         return load_classifier(folder, device=device)
     return load_light_classifier(folder, config, device), folder
+
+
+def consistent_shape(config: LightConfig) -> bool:
+    """Sizes the light copy can build (it skips the config class's validation)."""
+    sizes = (config.vocab_size, config.context_length, config.emb_dim, config.n_heads)
+    positive = min(*sizes, config.n_layers, config.num_labels) > 0
+    return positive and config.emb_dim % config.n_heads == 0
 
 
 # ---------------------------------------------------------------- the classify command
