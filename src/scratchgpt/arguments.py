@@ -187,13 +187,6 @@ def check_input_path(instance: object, name: str, kind: str = "file") -> None:
 
 
 MAX_SEED = 2**32 - 1  # numpy's (and so accelerate's set_seed's) largest seed
-REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def check_repo_id(instance: object, name: str) -> None:
-    """``instance.<name>`` has the Hub's ``USER/NAME`` form (checked before any upload)."""
-    value = getattr(instance, name)
-    check(bool(REPO_ID.fullmatch(str(value))), name, value, "be a Hub repo id USER/NAME")
 
 
 def check_choices(instance: object) -> None:
