@@ -189,6 +189,15 @@ def check_input_path(instance: object, name: str, kind: str = "file") -> None:
 MAX_SEED = 2**32 - 1  # numpy's (and so accelerate's set_seed's) largest seed
 
 
+def check_output_name(instance: object, name: str) -> None:
+    """``instance.<name>`` (unless None) names a folder to write: not empty, ``.`` or ``/``,
+    which have no name to give a temporary sibling or a run folder."""
+    value = getattr(instance, name)
+    if value is not None:
+        given = Path(value).name  # "" for "", "." and "/"
+        check(given not in ("", ".."), name, str(value), "name a folder")
+
+
 def check_choices(instance: object) -> None:
     """Every ``Literal`` field holds one of its values (argparse checks flags, not values from
     ``--config`` files or Python callers)."""

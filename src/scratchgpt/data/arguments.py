@@ -16,6 +16,7 @@ from scratchgpt.arguments import (
     check_choices,
     check_input_path,
     check_number,
+    check_output_name,
     super_post_init,
 )
 from scratchgpt.paths import CACHE_ENV
@@ -168,6 +169,7 @@ class PrepareDataArguments(DataArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_output_name(self, "output_dir")
         self.output_dir = str(as_path(self.output_dir))
         self.model = str(self.model)
 

@@ -469,7 +469,7 @@ def load_source(args: DataArguments, policy: BadLinePolicy) -> tuple[Dataset, st
             **columns,
         )
         return raw, f"{args.dataset}[{args.dataset_split}]"
-    if args.data_file and not Path(args.data_file).is_file():
+    if args.data_file and not Path(args.data_file).exists():  # a device or a pipe is fine
         raise DataError(f"--data-file {args.data_file}: no such file")
     path = Path(args.data_file) if args.data_file else sms_spam_path(_cache_dir(args))
     raw, _ = read_labelled_file(

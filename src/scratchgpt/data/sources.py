@@ -263,8 +263,8 @@ def read_labelled_file(
     arguments, so a cache hit would silently lose the count of skipped lines.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    if not path.exists() or path.is_dir():  # a device or a pipe reads as a file does
+        raise DataError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
     policy = policy or BadLinePolicy()
     file_format = detect_format(path) if file_format == "auto" else file_format
     if file_format == "sms":

@@ -20,6 +20,7 @@ from scratchgpt.arguments import (
     as_path,
     check,
     check_number,
+    check_output_name,
     super_post_init,
     to_config,
 )
@@ -255,6 +256,7 @@ class OutputArguments:
 
     def __post_init__(self) -> None:
         self.output_dir = as_path(self.output_dir)
+        check_output_name(self, "output_dir")
         # Resolved here so the recorded settings name the folder the run really used.
         self.run_dir = as_path(self.run_dir) or default_run_dir(self.output_dir)
         check(self.save_steps >= 0, "save_steps", self.save_steps, "be >= 0")

@@ -16,6 +16,7 @@ from scratchgpt.arguments import (
     check_choices,
     check_input_path,
     check_number,
+    check_output_name,
 )
 from scratchgpt.paths import CACHE_ENV, DEFAULT_MAX_SHARD_SIZE
 
@@ -86,6 +87,7 @@ class ConvertArguments:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_output_name(self, "output_dir")
         self.output_dir = as_path(self.output_dir)
         self.checkpoint_dir = as_path(self.checkpoint_dir)
         self.tokenizer_dir = as_path(self.tokenizer_dir)
