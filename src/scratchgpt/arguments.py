@@ -182,7 +182,7 @@ def check_input_path(instance: object, name: str, kind: str = "file") -> None:
         raise ValueError(f"{where}: no such {kind}")
     if kind == "file" and path.is_dir():
         raise ValueError(f"{where} is a folder; give a file")
-    if kind == "folder" and not path.is_dir():
+    if kind.endswith("folder") and not path.is_dir():
         raise ValueError(f"{where} is a file; give a folder")
 
 

@@ -19,6 +19,7 @@ from scratchgpt.arguments import (
     arg,
     as_path,
     check,
+    check_input_path,
     check_number,
     check_output_name,
     super_post_init,
@@ -263,6 +264,8 @@ class OutputArguments:
         check(self.save_total_limit >= 1, "save_total_limit", self.save_total_limit, "be >= 1")
         if self.resume_from_checkpoint is not None:
             self.resume_from_checkpoint = str(self.resume_from_checkpoint)
+            if self.resume_from_checkpoint != "latest":  # a path: there before any work
+                check_input_path(self, "resume_from_checkpoint", "checkpoint folder")
         super_post_init(self, OutputArguments)
 
 
