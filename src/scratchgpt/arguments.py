@@ -312,12 +312,14 @@ class ArgumentParser(HfArgumentParser):
         ``add_argument`` (as attributes), or is ``None``. A value the dataclass refuses
         exits with status 2 and the dataclass's message, as argparse errors do.
         """
-        if self.config:
-            self._apply_config(argv)
         try:
+            if self.config:
+                self._apply_config(argv)
             parsed = self.parse_args_into_dataclasses(argv, look_for_args_file=False)
         except (ValueError, TypeError) as err:  # TypeError: a --config value of the wrong type
             self.error(str(err))
+        except KeyboardInterrupt:  # a device check may be importing torch
+            self.exit(130, f"{self.prog}: interrupted: nothing was done\n")
         return parsed[0], (parsed[1] if len(parsed) > 1 else None)
 
     def _apply_config(self, argv: Sequence[str] | None) -> None:
