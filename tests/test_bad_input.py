@@ -564,3 +564,8 @@ def test_a_real_bug_still_shows_its_traceback():
 
     with pytest.raises(RuntimeError, match="a bug in scratchgpt"):
         cli.guarded(parser, bug)
+
+
+def test_app_refuses_a_host_it_cannot_serve_on(tmp_path, capsys):
+    assert app_main(["--model", str(tmp_path / "not-loaded"), "--host", "no.such.host.invalid"]) == 2
+    assert "--host no.such.host.invalid" in one_line(capsys.readouterr().err, "app.py")

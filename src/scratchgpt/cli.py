@@ -284,16 +284,20 @@ def app_main(argv: Sequence[str] | None = None) -> int:
 
 
 def check_port_free(host: str, port: int | None) -> None:
-    """A ``--port`` another program holds is refused at once, naming it (``None``: gradio picks
-    a free one)."""
+    """A ``--host`` this machine cannot serve on, or a ``--port`` another program holds, is
+    refused at once, naming it, before the model loads (``None``: gradio picks a free port)."""
     import socket
 
-    if port is None:
-        return
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
+        family = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)[0][0]
     except OSError as err:
+        raise UsageError(f"--host {host}: {err.strerror or err}; try 127.0.0.1") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port or 0))
+    except OSError as err:
+        if port is None:
+            raise UsageError(f"--host {host}: {err.strerror or err}; try 127.0.0.1") from None
         raise UsageError(
             f"--port {port} on --host {host}: {err.strerror or err}; stop what uses it or "
             "choose another --port (or leave --port out: the first free one from 7860)"

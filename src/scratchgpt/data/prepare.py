@@ -170,7 +170,10 @@ def stratified_split(
         )
     except ValueError as err:
         counts = dict(Counter(dataset.features["label"].int2str(dataset["label"])))
-        raise DataError(f"cannot split {len(dataset)} rows {counts} by label: {err}") from None
+        raise DataError(
+            f"cannot split {len(dataset)} rows {counts} by label: {err} Add rows of the rarest "
+            "classes or remove them from the data"
+        ) from None
     return DatasetDict(
         train=train_val["train"], validation=train_val["test"], test=rest_test["test"]
     )
