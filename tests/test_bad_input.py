@@ -567,5 +567,6 @@ def test_a_real_bug_still_shows_its_traceback():
 
 
 def test_app_refuses_a_host_it_cannot_serve_on(tmp_path, capsys):
-    assert app_main(["--model", str(tmp_path / "not-loaded"), "--host", "no.such.host.invalid"]) == 2
+    argv = ["--model", str(tmp_path / "not-loaded"), "--host", "no.such.host.invalid"]
+    assert app_main(argv) == 2
     assert "--host no.such.host.invalid" in one_line(capsys.readouterr().err, "app.py")
