@@ -186,6 +186,28 @@ def test_read_only_output_is_refused_before_any_work(
         locked.chmod(0o755)
 
 
+@pytest.mark.parametrize("command", ["evaluate", "prepare_data"])
+def test_unwritable_output_is_refused_even_as_root(
+    command, tiny_classifier_dir, toy_file, tmp_path, monkeypatch, capsys
+):
+    """As the test above where root would write anyway: the check asks ``os.access``."""
+    from scratchgpt import files
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        files.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode)
+    )
+    argv = ["--model", str(tiny_classifier_dir), "--data-file", str(toy_file)]
+    argv += ["--output-dir", str(locked / "out"), "--cache-dir", str(tmp_path / "cache")]
+    main = evaluate_main if command == "evaluate" else prepare_data_main
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err, f"{command}.py")
+    assert f"{locked} is not writable" in line
+    assert not (tmp_path / "cache").exists()
+
+
 def test_not_enough_space_is_said_before_any_work(model_dir, toy_file, tmp_path, monkeypatch):
     from scratchgpt import files
 
