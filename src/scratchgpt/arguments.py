@@ -171,18 +171,23 @@ def device_problem(device: str) -> str | None:
     return None
 
 
-def check_input_path(instance: object, name: str, kind: str = "file") -> None:
-    """``instance.<name>`` (unless None or ``-``) exists and is a ``kind`` (file or folder)."""
+def check_input_path(
+    instance: object, name: str, kind: str = "file", noun: str | None = None
+) -> None:
+    """``instance.<name>`` (unless None or ``-``) exists and is a ``kind``: ``file`` (anything
+    readable but a folder: devices and pipes too), ``folder``, or ``any``; ``noun`` names it
+    in the message (default: the kind)."""
     value = getattr(instance, name)
     if value is None or str(value) == "-":
         return
     path = Path(value)
     where = f"{flag_name(name)} {value}"
     if not path.exists():
-        raise ValueError(f"{where}: no such {kind}")
+        noun = noun or ("file or folder" if kind == "any" else kind)
+        raise ValueError(f"{where}: no such {noun}")
     if kind == "file" and path.is_dir():
         raise ValueError(f"{where} is a folder; give a file")
-    if kind.endswith("folder") and not path.is_dir():
+    if kind == "folder" and not path.is_dir():
         raise ValueError(f"{where} is a file; give a folder")
 
 

@@ -265,7 +265,7 @@ class OutputArguments:
         if self.resume_from_checkpoint is not None:
             self.resume_from_checkpoint = str(self.resume_from_checkpoint)
             if self.resume_from_checkpoint != "latest":  # a path: there before any work
-                check_input_path(self, "resume_from_checkpoint", "checkpoint folder")
+                check_input_path(self, "resume_from_checkpoint", "folder", "checkpoint folder")
         super_post_init(self, OutputArguments)
 
 

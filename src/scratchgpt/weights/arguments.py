@@ -101,7 +101,7 @@ class ConvertArguments:
         if self.n_heads is not None:
             check(self.n_heads >= 1, "n_heads", self.n_heads, "be >= 1")
         if not self.download:
-            check_input_path(self, "checkpoint_dir", "file or folder")
+            check_input_path(self, "checkpoint_dir", "any")
         check_input_path(self, "tokenizer_dir", "folder")
         check(
             bool(SHARD_SIZE.fullmatch(str(self.max_shard_size).strip())),
