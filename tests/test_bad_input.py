@@ -592,3 +592,24 @@ def test_app_refuses_a_host_it_cannot_serve_on(tmp_path, capsys):
     argv = ["--model", str(tmp_path / "not-loaded"), "--host", "no.such.host.invalid"]
     assert app_main(argv) == 2
     assert "--host no.such.host.invalid" in one_line(capsys.readouterr().err, "app.py")
+
+
+@pytest.mark.parametrize("command", ["convert", "finetune", "prepare_data"])
+def test_a_folder_of_the_users_own_files_is_not_replaced(
+    command, model_dir, toy_file, tmp_path, capsys
+):
+    own = tmp_path / "Documents"
+    own.mkdir()
+    (own / "thesis.tex").write_text("years of work\n")
+    if command == "convert":
+        argv = ["--checkpoint-dir", str(TF_FIXTURE), "--output-dir", str(own), "--no-sample"]
+        code, prog = convert_main(argv), "convert_openai_checkpoint.py"
+    elif command == "finetune":
+        code, prog = finetune_main(train_flags(model_dir, toy_file, own)), "finetune.py"
+    else:
+        argv = ["--data-file", str(toy_file), "--output-dir", str(own), "--overwrite"]
+        code = prepare_data_main([*argv, "--cache-dir", str(tmp_path / "cache")])
+        prog = "prepare_data.py"
+    assert code == 2
+    assert "it would be replaced" in one_line(capsys.readouterr().err, prog)
+    assert [p.name for p in own.iterdir()] == ["thesis.tex"]

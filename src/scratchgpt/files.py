@@ -160,17 +160,27 @@ def _check_parent(path: Path, flag: str, need_bytes: int) -> None:
             )
 
 
-def check_output_dir(path: str | os.PathLike[str], flag: str, need_bytes: int = 0) -> Path:
+def check_output_dir(
+    path: str | os.PathLike[str], flag: str, need_bytes: int = 0, replaces: str | None = None
+) -> Path:
     """Refuse an output folder that cannot be written, before any work: ``path`` must be a
     folder or not exist, inside a writable folder with ``need_bytes`` (plus a margin) free.
 
-    An existing *file* at ``path`` is refused, never replaced: it is the user's.
+    An existing *file* at ``path`` is refused, never replaced: it is the user's. With
+    ``replaces`` (the file that marks what the command writes, e.g. ``config.json``), an
+    existing folder is replaced only if it is empty or holds that file: a folder of the user's
+    own files is refused, not deleted.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(
             f"{flag} {path}: a file of that name exists and would be lost; choose another "
             f"{flag} (an output location is always a folder)"
+        )
+    if replaces and path.is_dir() and any(path.iterdir()) and not (path / replaces).exists():
+        raise OutputPathError(
+            f"{flag} {path}: the folder holds files but no {replaces}, so it is not one this "
+            f"command wrote; it would be replaced: choose another {flag} or empty it"
         )
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise OutputPathError(f"{flag} {path}: the folder is not writable")

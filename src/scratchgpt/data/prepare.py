@@ -595,7 +595,7 @@ def prepare_data(args: PrepareDataArguments) -> PreparedData:
     (its ``.summary`` says what happened). Raises ``DataError`` on bad input."""
     # Before any reading or tokenizing; token ids (int64) take about 4x the text's bytes.
     need = 4 * tree_size(args.data_file) if args.data_file else 0
-    check_output_dir(args.output_dir, "--output-dir", need)
+    check_output_dir(args.output_dir, "--output-dir", need, replaces=PREPARED_META)
     if Path(args.output_dir).exists() and not args.overwrite:
         raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
     tokenizer_folder, context_length = resolve_model_source(args.model)

@@ -105,7 +105,7 @@ def check_locations(output_dir: Path, run_dir: Path, model_bytes: int = 0) -> No
     check_writable("--output-dir", output_dir, output_dir.parent)
     check_writable("--run-dir", run_dir, run_dir)
     try:
-        check_output_dir(output_dir, "--output-dir", model_bytes)
+        check_output_dir(output_dir, "--output-dir", model_bytes, replaces="config.json")
         check_output_dir(run_dir, "--run-dir", 3 * model_bytes)
     except OutputPathError as err:
         raise SetupError(str(err)) from None

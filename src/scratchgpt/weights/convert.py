@@ -214,7 +214,8 @@ def _check_output(source: Path, output_dir: Path) -> None:
             f"--output-dir {output_dir} would replace the input {source}; choose another folder"
         )
     # The converted weights are about as large as the input's (fp32 either way).
-    check_output_dir(output_dir, "--output-dir", tree_size(source) if source.exists() else 0)
+    need = tree_size(source) if source.exists() else 0
+    check_output_dir(output_dir, "--output-dir", need, replaces="config.json")
 
 
 def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
