@@ -613,3 +613,17 @@ def test_a_folder_of_the_users_own_files_is_not_replaced(
     assert code == 2
     assert "it would be replaced" in one_line(capsys.readouterr().err, prog)
     assert [p.name for p in own.iterdir()] == ["thesis.tex"]
+
+
+@pytest.mark.parametrize("command", ["classify", "evaluate"])
+def test_a_language_model_folder_is_not_scored_with_a_random_head(
+    command, tiny_lm_dir, toy_file, tmp_path, capsys
+):
+    if command == "classify":
+        code = classify_main(["--model", str(tiny_lm_dir), "hello"])
+    else:
+        out = ["--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+        code = evaluate_main(["--model", str(tiny_lm_dir), "--data-file", str(toy_file), *out])
+    assert code == 2
+    line = one_line(capsys.readouterr().err, f"{command}.py")
+    assert "no trained classification head" in line and "scripts/finetune.py" in line

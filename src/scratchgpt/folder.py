@@ -161,5 +161,6 @@ def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConf
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         shell = auto_class.from_config(config, trust_remote_code=True)
-    check_weights(folder, shell)
+    head = HEAD_PREFIXES if "SequenceClassification" in auto_class.__name__ else ()
+    check_weights(folder, shell, required=head)  # an LM folder has no head: refused, not random
     return config

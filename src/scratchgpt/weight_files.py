@@ -48,6 +48,7 @@ def check_weights(
     folder: str | Path,
     model: torch.nn.Module | None = None,
     replaceable: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
 ) -> list[str]:
     """Raise :class:`ModelFolderError` unless every weight file of ``folder`` is complete and,
     given ``model``, every tensor that ``model`` also has matches its shape.
@@ -55,13 +56,16 @@ def check_weights(
     Tensors whose names start with one of ``replaceable`` (a classification head being
     replaced on purpose, for other labels) may differ; their names are returned, so the caller
     can say what it re-initialises. Any other mismatch is an error, never a silent re-init.
+    Tensors of ``model`` whose names start with one of ``required`` (the head a classifier
+    cannot do without) must be in the files: else transformers would initialise them at random.
     """
     expected = {}
     if model is not None:
         expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    replaced = []
+    replaced, found = [], set()
     for file in weight_files(folder):
         shapes = read_shapes(file)
+        found |= set(shapes)
         wrong = [name for name, shape in shapes.items() if expected.get(name, shape) != shape]
         # A block the config does not have: the file was written for more layers.
         if expected:
@@ -81,4 +85,11 @@ def check_weights(
                 f"{file}: tensor {name!r} has shape {list(shapes[name])}, but the model that "
                 f"{Path(folder) / 'config.json'} describes needs {list(expected[name])}{more}"
             )
+    missing = [name for name in expected if name.startswith(required) and name not in found]
+    if missing and weight_files(folder):
+        raise ModelFolderError(
+            f"{folder} has no trained classification head (no tensor {missing[0]!r} in its "
+            "weights): it is not a fine-tuned classifier, and its scores would be random. "
+            f"Fine-tune it first: scripts/finetune.py --model {folder}"
+        )
     return replaced
