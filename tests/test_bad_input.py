@@ -576,6 +576,10 @@ def test_typed_errors_for_the_python_api(tmp_path):
     assert isinstance(info.value, FileNotFoundError | UsageError)
     with pytest.raises(InputFileError, match="is a folder"):
         read_input_texts([], tmp_path, io.StringIO(""))
+    from scratchgpt.training.arguments import FinetuneArguments
+
+    with pytest.raises(UsageError, match=r"^--lr must be > 0, got -1$"):  # the CLI's text
+        FinetuneArguments(lr=-1)
 
 
 def test_a_real_bug_still_shows_its_traceback():

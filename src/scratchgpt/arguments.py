@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from scratchgpt.files import atomic_write, read_text
+from scratchgpt.files import UsageError, atomic_write, read_text
 
 
 def _hf_argparser() -> types.ModuleType:
@@ -103,9 +103,10 @@ def flag_name(name: str) -> str:
 
 
 def check(condition: bool, name: str, value: Any, requirement: str) -> None:
-    """Raise ``ValueError("--flag-name must <requirement>, got <value>")`` unless ``condition``."""
+    """Raise ``UsageError("--flag-name must <requirement>, got <value>")`` (a ``ValueError``)
+    unless ``condition``."""
     if not condition:
-        raise ValueError(f"{flag_name(name)} must {requirement}, got {value!r}")
+        raise UsageError(f"{flag_name(name)} must {requirement}, got {value!r}")
 
 
 def check_number(
@@ -148,7 +149,7 @@ def check_device(instance: object, name: str = "device") -> None:
         "be a torch device such as cpu, cuda, cuda:0 or mps",
     )
     if value != "cpu" and (problem := device_problem(value)):
-        raise ValueError(f"{flag_name(name)} {value}: {problem}")
+        raise UsageError(f"{flag_name(name)} {value}: {problem}")
 
 
 def device_problem(device: str) -> str | None:
@@ -184,11 +185,11 @@ def check_input_path(
     where = f"{flag_name(name)} {value}"
     if not path.exists():
         noun = noun or ("file or folder" if kind == "any" else kind)
-        raise ValueError(f"{where}: no such {noun}")
+        raise UsageError(f"{where}: no such {noun}")
     if kind == "file" and path.is_dir():
-        raise ValueError(f"{where} is a folder; give a file")
+        raise UsageError(f"{where} is a folder; give a file")
     if kind == "folder" and not path.is_dir():
-        raise ValueError(f"{where} is a file; give a folder")
+        raise UsageError(f"{where} is a file; give a folder")
 
 
 MAX_SEED = 2**32 - 1  # numpy's (and so accelerate's set_seed's) largest seed
@@ -212,7 +213,7 @@ def check_choices(instance: object) -> None:
         if choices is not None and value not in choices:
             flag = field.metadata.get(FLAGS, [flag_name(field.name)])[0]  # e.g. --from
             allowed = ", ".join(str(c) for c in choices if c is not None)
-            raise ValueError(f"{flag} must be one of {allowed}, got {value!r}")
+            raise UsageError(f"{flag} must be one of {allowed}, got {value!r}")
 
 
 @functools.cache
@@ -373,18 +374,18 @@ def load_config(path: str | os.PathLike[str], dataclass_type: type) -> dict[str,
         mark = getattr(err, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ValueError(f"--config {path}{where}: not valid YAML ({problem})") from None
+        raise UsageError(f"--config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"--config {path}: expected a mapping of setting: value")
+        raise UsageError(f"--config {path}: expected a mapping of setting: value")
     fields = {f.name for f in dataclasses.fields(dataclass_type) if f.init}
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ValueError(f"--config {path}: unknown settings {unknown}")
+        raise UsageError(f"--config {path}: unknown settings {unknown}")
     hints = typing.get_type_hints(dataclass_type)
     for name, value in values.items():
         if (wanted := _config_type_problem(hints[name], value)) is not None:
-            raise ValueError(f"--config {path}: {name} must be {wanted}, got {value!r}")
+            raise UsageError(f"--config {path}: {name} must be {wanted}, got {value!r}")
     return values
 
 
