@@ -437,6 +437,13 @@ def test_a_utf8_bom_never_reaches_the_first_text(tmp_path):
     assert read_input_texts([], source, io.StringIO(""))[0] == ["WIN cash now", "see you"]
 
 
+def test_utf16_input_is_named_as_such(tmp_path, capsys):
+    source = tmp_path / "notepad.txt"
+    source.write_text("WIN cash now\nsee you\n", encoding="utf-16")
+    assert classify_main(["--model", str(tmp_path / "m"), "--input", str(source)]) == 2
+    assert "UTF-16" in one_line(capsys.readouterr().err, "classify.py")
+
+
 def test_config_json_with_a_bom_is_named(tiny_classifier_dir, tmp_path, capsys):
     folder = Path(shutil.copytree(tiny_classifier_dir, tmp_path / "bom"))
     config = folder / "config.json"

@@ -251,6 +251,11 @@ def decode_text(data: bytes, origin: str) -> str:
     """UTF-8 ``data`` without a leading byte-order mark; a byte that is not UTF-8 raises
     :class:`InputFileError` naming ``origin``, the line and the column (the codec's message
     names only a byte offset)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # what Windows calls "Unicode"
+        raise InputFileError(
+            f"{origin}: the text is UTF-16 (it starts with a UTF-16 byte-order mark); save it "
+            "as UTF-8"
+        )
     try:
         return data.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as err:
