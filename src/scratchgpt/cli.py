@@ -102,6 +102,10 @@ def guarded(
             except KeyboardInterrupt:
                 print(f"{parser.prog}: interrupted: {interrupted()}", file=sys.stderr)
                 return INTERRUPTED
+            except BrokenPipeError:  # `classify.py ... | head`: the reader has all it wants
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # so the exit's flush cannot fail again
+                return 0
             except expected_errors() as err:
                 return fail(parser, err)
     finally:
