@@ -67,13 +67,6 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def model_errors() -> tuple[type[BaseException], ...]:
-    """What loading a model folder raises for a user's mistake rather than a bug."""
-    from scratchgpt.inference.classify import HubDownloadError
-
-    return (*expected_errors(), HubDownloadError)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a command as Ctrl-C does: cleanly, saying so
 
