@@ -412,15 +412,16 @@ def test_format_flag_offers_every_reader_format():
     assert get_args(FileFormat) == tuple(FORMATS)
 
 
-def test_every_flag_has_help():
+def test_every_flag_has_help(tmp_path):
     from scratchgpt.training.arguments import build_parser as finetune_parser
 
     for parser in (build_parser(), finetune_parser()):
         for action in parser._actions:
             assert action.help, f"{action.option_strings} has no help"
-    # finetune's --seed is the data's seed too (one flag, the trainer's help)
-    args, _ = finetune_parser().parse(["--dataset-dir", "x", "--seed", "7"])
-    assert args.seed == 7 and args.dataset_dir == "x"
+    # finetune's --seed is the data's seed too (one flag, the trainer's help); --dataset-dir
+    # must exist (checked with the flags)
+    args, _ = finetune_parser().parse(["--dataset-dir", str(tmp_path), "--seed", "7"])
+    assert args.seed == 7 and args.dataset_dir == str(tmp_path)
 
 
 def test_hub_dataset_offline_is_a_clear_error(tmp_path):

@@ -20,6 +20,7 @@ LAYERS = {
     "precision": 0,
     "tokenizer": 0,
     "download": 0,
+    "files": 0,
     "folder": 0,
     "weight_files": 0,
     "run_record": 0,

@@ -26,7 +26,9 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import math
 import os
+import re
 import sys
 import types
 import typing
@@ -35,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from scratchgpt.files import UsageError, atomic_write, read_text
 
 
 def _hf_argparser() -> types.ModuleType:
@@ -99,9 +103,105 @@ def flag_name(name: str) -> str:
 
 
 def check(condition: bool, name: str, value: Any, requirement: str) -> None:
-    """Raise ``ValueError("--flag-name must <requirement>, got <value>")`` unless ``condition``."""
+    """Raise ``UsageError("--flag-name must <requirement>, got <value>")`` (a ``ValueError``)
+    unless ``condition``."""
     if not condition:
-        raise ValueError(f"{flag_name(name)} must {requirement}, got {value!r}")
+        raise UsageError(f"{flag_name(name)} must {requirement}, got {value!r}")
+
+
+def check_number(
+    instance: object,
+    name: str,
+    low: float,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """``instance.<name>`` (unless None) is a finite number from ``low`` to ``high``, the ends
+    included unless ``open_low``/``open_high``: a learning rate of -1, ``nan`` or ``inf`` is
+    refused before any work, naming the flag and the value."""
+    value = getattr(instance, name)
+    if value is None:
+        return
+    number = isinstance(value, int | float) and math.isfinite(value)
+    above = value > low if open_low else value >= low
+    below = value < high if open_high else value <= high
+    if high == math.inf:
+        wanted = f"be {'>' if open_low else '>='} {low:g}"
+    else:
+        wanted = f"be in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    check(number and above and below, name, value, wanted)
+
+
+DEVICE_PATTERN = re.compile(r"(cpu|cuda|mps|xpu|hpu|npu|mtia)(:\d+)?")
+
+
+def check_device(instance: object, name: str = "device") -> None:
+    """``instance.<name>`` names a torch device this machine has (``cpu``, ``cuda``,
+    ``cuda:1``, ``mps``, ...). Only a non-CPU device imports torch to ask: ``cpu`` stays fast."""
+    value = str(getattr(instance, name))
+    setattr(instance, name, value)
+    check(
+        bool(DEVICE_PATTERN.fullmatch(value)),
+        name,
+        value,
+        "be a torch device such as cpu, cuda, cuda:0 or mps",
+    )
+    if value != "cpu" and (problem := device_problem(value)):
+        raise UsageError(f"{flag_name(name)} {value}: {problem}")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used here, or None."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return None
+    if kind == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        backend = getattr(torch, kind, None)
+        available = bool(backend is not None and backend.is_available())
+        count = backend.device_count() if available else 0
+    if not available:
+        return f"this machine has no {kind} device that torch can use; use --device cpu"
+    if index and int(index) >= count:
+        return f"there are {count} {kind} device(s), numbered from 0; use --device {kind}:0"
+    return None
+
+
+def check_input_path(
+    instance: object, name: str, kind: str = "file", noun: str | None = None
+) -> None:
+    """``instance.<name>`` (unless None or ``-``) exists and is a ``kind``: ``file`` (anything
+    readable but a folder: devices and pipes too), ``folder``, or ``any``; ``noun`` names it
+    in the message (default: the kind)."""
+    value = getattr(instance, name)
+    if value is None or str(value) == "-":
+        return
+    path = Path(value)
+    where = f"{flag_name(name)} {value}"
+    if not path.exists():
+        noun = noun or ("file or folder" if kind == "any" else kind)
+        raise UsageError(f"{where}: no such {noun}")
+    if kind == "file" and path.is_dir():
+        raise UsageError(f"{where} is a folder; give a file")
+    if kind == "folder" and not path.is_dir():
+        raise UsageError(f"{where} is a file; give a folder")
+
+
+MAX_SEED = 2**32 - 1  # numpy's (and so accelerate's set_seed's) largest seed
+
+
+def check_output_name(instance: object, name: str) -> None:
+    """``instance.<name>`` (unless None) names a folder to write: not empty, ``.`` or ``/``,
+    which have no name to give a temporary sibling or a run folder."""
+    value = getattr(instance, name)
+    if value is not None:
+        given = Path(value).name  # "" for "", "." and "/"
+        check(given not in ("", ".."), name, str(value), "name a folder")
 
 
 def check_choices(instance: object) -> None:
@@ -113,7 +213,7 @@ def check_choices(instance: object) -> None:
         if choices is not None and value not in choices:
             flag = field.metadata.get(FLAGS, [flag_name(field.name)])[0]  # e.g. --from
             allowed = ", ".join(str(c) for c in choices if c is not None)
-            raise ValueError(f"{flag} must be one of {allowed}, got {value!r}")
+            raise UsageError(f"{flag} must be one of {allowed}, got {value!r}")
 
 
 @functools.cache
@@ -205,6 +305,12 @@ class ArgumentParser(HfArgumentParser):
                 kwargs.pop("nargs", None)
             parser.add_argument(*options, **kwargs)
 
+    def error(self, message: str) -> typing.NoReturn:
+        """One line ``<prog>: error: <message>`` and status 2: argparse's usage line before it
+        would make every bad flag two lines (``--help`` still shows the usage)."""
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text}\n")
+
     def parse(self, argv: Sequence[str] | None = None) -> tuple[Any, Any]:
         """Parse ``argv`` (after ``--config``'s values) into the dataclass and any extras.
 
@@ -212,12 +318,14 @@ class ArgumentParser(HfArgumentParser):
         ``add_argument`` (as attributes), or is ``None``. A value the dataclass refuses
         exits with status 2 and the dataclass's message, as argparse errors do.
         """
-        if self.config:
-            self._apply_config(argv)
         try:
+            if self.config:
+                self._apply_config(argv)
             parsed = self.parse_args_into_dataclasses(argv, look_for_args_file=False)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # TypeError: a --config value of the wrong type
             self.error(str(err))
+        except KeyboardInterrupt:  # a device check may be importing torch
+            self.exit(130, f"{self.prog}: interrupted: nothing was done\n")
         return parsed[0], (parsed[1] if len(parsed) > 1 else None)
 
     def _apply_config(self, argv: Sequence[str] | None) -> None:
@@ -259,16 +367,52 @@ def _owner_group(dtype: type, name: str) -> str | None:
 
 def load_config(path: str | os.PathLike[str], dataclass_type: type) -> dict[str, Any]:
     """The field values in a YAML recipe; unknown names are refused, naming them and the file."""
-    text = Path(path).read_text(encoding="utf-8")
-    values = yaml.safe_load(text) or {}
+    text = read_text(path, f"--config {path}")  # a BOM dropped; a folder or bad UTF-8 named
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise UsageError(f"--config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"--config {path}: expected a mapping of setting: value")
+        raise UsageError(f"--config {path}: expected a mapping of setting: value")
     fields = {f.name for f in dataclasses.fields(dataclass_type) if f.init}
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ValueError(f"--config {path}: unknown settings {unknown}")
+        raise UsageError(f"--config {path}: unknown settings {unknown}")
+    hints = typing.get_type_hints(dataclass_type)
+    for name, value in values.items():
+        if (wanted := _config_type_problem(hints[name], value)) is not None:
+            raise UsageError(f"--config {path}: {name} must be {wanted}, got {value!r}")
     return values
+
+
+def _config_type_problem(hint: Any, value: Any) -> str | None:
+    """What a YAML value should have been, if it cannot be a value of ``hint`` (a list where
+    a number goes would otherwise end in a ``TypeError`` deep in a check)."""
+    parts = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    if value is None:
+        return None if type(None) in parts else "set (not empty)"
+    for part in parts:
+        origin = typing.get_origin(part) or part
+        if origin is typing.Literal or origin is Path and isinstance(value, str):
+            return None
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return None
+        if origin in (int, str, bool, list) and type(value) is origin:
+            return None
+        if origin is str and isinstance(value, int | float) and not isinstance(value, bool):
+            return None  # a revision or config name YAML read as a number
+    names = {float: "a number", int: "a whole number", str: "text", bool: "true or false"}
+    return " or ".join(
+        names.get(typing.get_origin(p) or p, "a list") for p in parts if p is not type(None)
+    )
 
 
 def to_config(arguments: Any) -> dict[str, Any]:
@@ -287,5 +431,4 @@ def save_config(arguments: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     values = arguments if isinstance(arguments, Mapping) else to_config(arguments)
     text = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=None)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write(path, text)

@@ -10,10 +10,7 @@ private 0700/0600 of temporary files.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -23,12 +20,22 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    PretrainedConfig,
     PreTrainedModel,
 )
 
-from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir, make_readable
+from scratchgpt.files import (  # atomic_dir, is_model_folder: re-exported, where callers look
+    InputFileError,
+    atomic_dir,
+    atomic_file,
+    resolve_local_model_folder,
+)
+from scratchgpt.files import (
+    is_model_folder as is_model_folder,
+)
+from scratchgpt.paths import DEFAULT_MAX_SHARD_SIZE, gpt2_bpe_dir
 from scratchgpt.tokenizer import find_tokenizer_files, save_tokenizer
-from scratchgpt.weight_files import check_weights
+from scratchgpt.weight_files import ModelFolderError, check_weights
 from scratchgpt_modeling.configuration_scratchgpt import ScratchGPTConfig
 from scratchgpt_modeling.modeling_scratchgpt import (
     ScratchGPTForCausalLM,
@@ -57,37 +64,6 @@ def register_auto_classes() -> None:
 register_auto_classes()
 
 
-@contextlib.contextmanager
-def atomic_dir(output_dir: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``output_dir``; on success it replaces ``output_dir``.
-
-    On any exception the temporary folder is removed and ``output_dir`` is left as it was.
-    Before the rename every folder and file inside gets the mode a plain ``mkdir``/``open``
-    would give (0755/0644 under umask 022): ``mkdtemp`` makes the folder 0700, and
-    safetensors >= 0.8 writes ``*.safetensors`` 0600 (through a temporary file; so does
-    ``save_pretrained`` itself), which would leave the model unreadable to other users.
-    """
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        yield tmp
-        for path in (tmp, *tmp.rglob("*")):
-            if not path.is_symlink():
-                make_readable(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if output_dir.exists():
-        # Move the old folder aside first so a crash between the two renames loses nothing.
-        old = output_dir.with_name(f".{output_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-        output_dir.rename(old)
-        tmp.rename(output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(output_dir)
-
-
 def save_model_folder(
     model: PreTrainedModel,
     output_dir: str | Path,
@@ -111,28 +87,80 @@ def save_model_folder(
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         save_tokenizer(source, tmp, model_max_length=model.config.context_length)
         for name, content in (extra_files or {}).items():
-            mode = "wb" if isinstance(content, bytes) else "w"
-            with open(tmp / name, mode) as handle:
+            with atomic_file(tmp / name, "wb" if isinstance(content, bytes) else "w") as handle:
                 handle.write(content)
     return Path(output_dir)
 
 
+# What ``new_head=True`` may re-initialise: the classification head, and nothing else.
+HEAD_PREFIXES = ("classifier.",)
+
+
+def read_folder_config(folder: str | Path, **overrides) -> ScratchGPTConfig:
+    """The folder's ``config.json`` (plus ``overrides``) as a config; an unreadable, invalid or
+    inconsistent file raises ``InputFileError``/``ModelFolderError`` naming it."""
+    path = resolve_local_model_folder(folder) / "config.json"  # also: valid JSON, an object
+    try:
+        return ScratchGPTConfig.from_pretrained(folder, **overrides)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        if isinstance(err, ModelFolderError | InputFileError):
+            raise
+        message = " ".join(str(err).split())
+        raise ModelFolderError(f"{path}: cannot be read as a model config: {message}") from None
+
+
+def check_model_folder(
+    folder: str | Path,
+    task: Task = "sequence-classification",
+    *,
+    new_head: bool = False,
+    **config_overrides,
+) -> tuple[ScratchGPTConfig, list[str]]:
+    """The folder's config (with ``config_overrides``) once every weight file is complete and
+    every tensor has the shape that config asks for; returns it with the names of the head
+    tensors that ``new_head=True`` lets differ (they will be re-initialised). Reads only the
+    files' headers: callers run it before any slow work, then load."""
+    config = read_folder_config(folder, **config_overrides)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = TASK_CLASSES[task](config)
+    allowed = HEAD_PREFIXES if new_head and task == "sequence-classification" else ()
+    return config, check_weights(folder, shell, allowed)
+
+
 def load_model_folder(
-    folder: str | Path, task: Task = "sequence-classification", **kwargs
+    folder: str | Path,
+    task: Task = "sequence-classification",
+    *,
+    new_head: bool = False,
+    **config_overrides,
 ) -> PreTrainedModel:
-    """Load a model folder with the library's own classes (no remote code needed); damaged or
-    mis-shaped weight files raise ``ModelFolderError`` naming the file."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder: it has no config.json")
-    model_class = TASK_CLASSES[task]
-    shell = None
-    if not kwargs:  # overrides (new labels, ...) may change shapes on purpose: files only then
-        with torch.device("meta"):
-            shell = model_class(ScratchGPTConfig.from_pretrained(folder))
-    check_weights(folder, shell)
-    return model_class.from_pretrained(folder, **kwargs)
+    """Load a model folder with the library's own classes (no remote code needed).
+
+    Every tensor must have the shape that the config (with ``config_overrides``) asks for:
+    damaged or mis-shaped weight files raise ``ModelFolderError`` naming the file and tensor.
+    ``new_head=True`` (other labels than the folder's) allows only the classification head to
+    differ; it is then initialised afresh, and a line on stderr names it.
+    """
+    config, replaced = check_model_folder(folder, task, new_head=new_head, **config_overrides)
+    if replaced:
+        print(
+            f"new classification head for {config.num_labels} labels: {', '.join(replaced)} "
+            f"of {folder} re-initialised",
+            file=sys.stderr,
+        )
+    return TASK_CLASSES[task].from_pretrained(
+        folder, config=config, ignore_mismatched_sizes=bool(replaced)
+    )
 
 
-def is_model_folder(path: str | Path) -> bool:
-    return (Path(path) / "config.json").is_file()
+def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
+    """The folder's config, once its weight files are known to be complete and shaped as that
+    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
+    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
+    resolve_local_model_folder(folder)  # a folder whose config.json is valid JSON
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        shell = auto_class.from_config(config, trust_remote_code=True)
+    head = HEAD_PREFIXES if "SequenceClassification" in auto_class.__name__ else ()
+    check_weights(folder, shell, required=head)  # an LM folder has no head: refused, not random
+    return config

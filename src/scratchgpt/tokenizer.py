@@ -105,7 +105,7 @@ def _unicode_to_byte() -> dict[str, int]:
 
 def _read_vocab(vocab_file: Path) -> dict[str, int]:
     try:
-        vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+        vocab = json.loads(vocab_file.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{vocab_file}: not a JSON token->id map ({err})") from err
     return _checked_vocab(vocab, vocab_file)
@@ -118,7 +118,7 @@ def _checked_vocab(vocab: object, origin: Path) -> dict[str, int]:
 
 
 def _read_merges(merges_file: Path) -> list[tuple[str, str]]:
-    lines = merges_file.read_text(encoding="utf-8").splitlines()
+    lines = merges_file.read_text(encoding="utf-8-sig").splitlines()
     body = lines[1:] if lines and lines[0].startswith("#version") else lines
     merges = []
     for number, line in enumerate(body, start=len(lines) - len(body) + 1):

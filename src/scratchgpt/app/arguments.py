@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scratchgpt.arguments import ArgumentParser, arg, check, check_choices
+from scratchgpt.arguments import ArgumentParser, arg, check, check_choices, check_device
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, MODEL_HELP, PREPACK_HELP
 from scratchgpt.precision import DTYPE_HELP, Dtype
 
@@ -45,6 +45,8 @@ class AppArguments:
             check(getattr(self, name) >= 1, name, getattr(self, name), "be >= 1")
         if self.port is not None:
             check(0 < self.port < 65536, "port", self.port, "be in 1..65535")
+        check(bool(self.host.strip()), "host", self.host, "be an address such as 127.0.0.1")
+        check_device(self)
 
     @property
     def prepack(self) -> Literal["auto"] | bool:

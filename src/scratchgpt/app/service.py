@@ -140,8 +140,14 @@ def read_messages(path: str | Path, max_rows: int) -> tuple[list[str], list[int]
 
 def csv_texts(content: str, name: str) -> list[tuple[int, str]]:
     """``(line number, text)`` of a CSV's text column (the header is line 1)."""
+    # A message may be as long as the file: the csv module's default cap (128 KiB a field)
+    # would refuse a long one that the model simply truncates to its context.
+    csv.field_size_limit(max(csv.field_size_limit(), len(content) + 1))
     reader = csv.reader(io.StringIO(content))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as err:
+        raise ValueError(f"{name}: line 1: not valid CSV ({err})") from None
     if header is None:
         return []
     names = [h.strip().lower() for h in header]
@@ -152,10 +158,13 @@ def csv_texts(content: str, name: str) -> list[tuple[int, str]]:
         raise ValueError(
             f"{name}: no text column: name one of its header cells 'text' (found {header})"
         )
-    return [
-        (reader.line_num, row[column] if column < len(row) else "")
-        for row in reader  # reader.line_num: the file line this row ended on
-    ]
+    try:
+        return [
+            (reader.line_num, row[column] if column < len(row) else "")
+            for row in reader  # reader.line_num: the file line this row ended on
+        ]
+    except csv.Error as err:  # an unclosed quote, a NUL byte, ...
+        raise ValueError(f"{name}: line {reader.line_num}: not valid CSV ({err})") from None
 
 
 def results_table(results: list[dict], lines: list[int], max_length: int) -> list[list]:

@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
     check,
     check_choices,
+    check_input_path,
+    check_number,
+    check_output_name,
     super_post_init,
 )
 from scratchgpt.paths import CACHE_ENV
@@ -123,8 +127,18 @@ class DataArguments:
             "be three numbers TRAIN VAL TEST",
         )
         self.split_fractions = [float(f) for f in self.split_fractions]
+        train, val = self.split_fractions[:2]
+        check(
+            all(0 < f < 1 for f in self.split_fractions) and train + val < 1,
+            "split_fractions",
+            self.split_fractions,
+            "be three fractions in (0, 1), TRAIN + VAL below 1 (TEST gets the rest)",
+        )
         if self.max_length is not None:
             check(self.max_length >= 1, "max_length", self.max_length, "be >= 1")
+        check_number(self, "seed", 0, MAX_SEED)
+        check_input_path(self, "data_file", "file")
+        check_input_path(self, "dataset_dir", "folder")
         for name in ("data_file", "dataset_dir", "cache_dir"):
             value = getattr(self, name)
             if isinstance(value, Path):
@@ -155,6 +169,7 @@ class PrepareDataArguments(DataArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_output_name(self, "output_dir")
         self.output_dir = str(as_path(self.output_dir))
         self.model = str(self.model)
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,12 +38,14 @@ from scratchgpt.data.arguments import DEFAULT_FRACTIONS, DataArguments, PrepareD
 from scratchgpt.data.sources import (
     BadLinePolicy,
     DataError,
+    DataWarning,
     read_hub_dataset,
     read_labelled_file,
     sms_spam_path,
 )
+from scratchgpt.files import atomic_dir, atomic_write, check_output_dir, tree_size
 from scratchgpt.paths import cache_dir as default_cache_dir
-from scratchgpt.paths import gpt2_bpe_dir, make_readable
+from scratchgpt.paths import gpt2_bpe_dir
 from scratchgpt.tokenizer import find_bpe_files, load_tiktoken
 
 __all__ = [
@@ -146,7 +146,10 @@ def stratified_split(
         )
     except ValueError as err:
         counts = dict(Counter(dataset.features["label"].int2str(dataset["label"])))
-        raise DataError(f"cannot split {len(dataset)} rows {counts} by label: {err}") from None
+        raise DataError(
+            f"cannot split {len(dataset)} rows {counts} by label: {err} Add rows of the rarest "
+            "classes or remove them from the data"
+        ) from None
     return DatasetDict(
         train=train_val["train"], validation=train_val["test"], test=rest_test["test"]
     )
@@ -189,7 +192,7 @@ def vocab_fingerprint(tokenizer_folder: str | Path) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _vocab_fingerprint_cached(vocab_file: str, mtime_ns: int) -> str:
-    vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
+    vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8-sig"))
     canonical = json.dumps(vocab, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -356,13 +359,19 @@ def build_prepared(
     seed: int = 123,
     pad_to: str = "batch",
     cache_dir: Path | None = None,
+    training: bool = True,
 ) -> PreparedData:
-    """Dedupe -> balance -> stratified split -> tokenize -> summary."""
+    """Dedupe -> balance -> stratified split -> check classes -> tokenize -> summary.
+
+    ``training``: a training split with fewer than two classes is an error (``DataError``
+    naming the counts), as nothing can be learnt from it; off (evaluation), it is a warning.
+    """
     names = raw.features["label"].names
     stats = SplitStats()
     data = drop_duplicates(raw, stats) if dedupe else raw
     data = undersample(data, seed, stats) if balance == "undersample" else data
     splits = stratified_split(data, fractions, seed)
+    check_classes(splits, list(names), source, training)
     folder = Path(tokenizer_folder)
     tokenized = DatasetDict(
         {s: tokenize_split(part, folder, max_length, cache_dir, s) for s, part in splits.items()}
@@ -377,6 +386,42 @@ def build_prepared(
     summary.bad_lines = [str(bad) for bad in policy.skipped]
     _fill_split_summary(summary, tokenized)
     return PreparedData(tokenized, list(names), summary)
+
+
+def check_classes(
+    splits: dict[str, Dataset], names: list[str], source: str, training: bool = True
+) -> None:
+    """A training split needs rows of at least two classes; a class missing from a split is
+    worth a warning (its scores there mean nothing). Both name the counts per split."""
+    counts = {split: Counter(part["label"]) for split, part in splits.items()}
+    table = "; ".join(
+        f"{split}: " + ", ".join(f"{name} {found.get(i, 0)}" for i, name in enumerate(names))
+        for split, found in counts.items()
+    )
+    present = [name for i, name in enumerate(names) if counts["train"].get(i, 0)]
+    if len(present) < 2:
+        message = (
+            f"{source}: the training split has rows of {len(present)} class(es) "
+            f"{present} ({table}); a classifier needs at least two: check --label-column "
+            "and the data file"
+        )
+        if training:
+            raise DataError(message)
+        warnings.warn(message, DataWarning, stacklevel=3)
+        return
+    missing = [
+        f"{name!r} in {split}"
+        for split, found in counts.items()
+        for i, name in enumerate(names)
+        if not found.get(i, 0)
+    ]
+    if missing:
+        warnings.warn(
+            f"{source}: no rows of {', '.join(missing)} ({table}); those scores will be "
+            "empty: add rows of that class or change --split-fractions",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def _fixed_pad_length(pad_to: str, tokenized: DatasetDict, max_length: int) -> int | None:
@@ -403,7 +448,7 @@ def load_source(args: DataArguments, policy: BadLinePolicy) -> tuple[Dataset, st
             **columns,
         )
         return raw, f"{args.dataset}[{args.dataset_split}]"
-    if args.data_file and not Path(args.data_file).is_file():
+    if args.data_file and not Path(args.data_file).exists():  # a device or a pipe is fine
         raise DataError(f"--data-file {args.data_file}: no such file")
     path = Path(args.data_file) if args.data_file else sms_spam_path(_cache_dir(args))
     raw, _ = read_labelled_file(
@@ -419,7 +464,7 @@ def _cache_dir(args: DataArguments) -> Path | None:
 
 
 def prepare_from_args(
-    args: DataArguments, tokenizer_folder: str | Path, max_length: int
+    args: DataArguments, tokenizer_folder: str | Path, max_length: int, training: bool = True
 ) -> PreparedData:
     """The single entry for scripts: ``max_length`` is the model's context length.
 
@@ -444,6 +489,7 @@ def prepare_from_args(
         seed=args.seed,
         pad_to=args.pad_to,
         cache_dir=_cache_dir(args),
+        training=training,
     )
 
 
@@ -469,7 +515,7 @@ def _folder_context_length(folder: Path) -> int:
     keys = ("context_length", "max_position_embeddings", "n_positions", "n_ctx")
     for name in ("config.json", "hparams.json"):
         if (folder / name).is_file():
-            config = json.loads((folder / name).read_text(encoding="utf-8"))
+            config = json.loads((folder / name).read_text(encoding="utf-8-sig"))
             for key in keys:
                 if isinstance(config.get(key), int):
                     return config[key]
@@ -482,20 +528,10 @@ def save_prepared(prepared: PreparedData, output_dir: str | Path, overwrite: boo
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise DataError(f"{output_dir} already exists (pass --overwrite to replace it)")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with atomic_dir(output_dir) as tmp:  # the old folder stays until the new one is whole
         prepared.dataset.save_to_disk(str(tmp))
         meta = {"label_names": prepared.label_names, "summary": prepared.summary.to_dict()}
-        (tmp / PREPARED_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        for path in (tmp, *tmp.rglob("*")):
-            make_readable(path)  # mkdtemp's 0700 would hide the data from other users
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_write(tmp / PREPARED_META, json.dumps(meta, indent=2))
     return output_dir
 
 
@@ -509,7 +545,7 @@ def load_prepared(
     meta_file = dataset_dir / PREPARED_META
     if not meta_file.is_file():
         raise DataError(f"{dataset_dir}: not a prepared data folder (no {PREPARED_META})")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta = json.loads(meta_file.read_text(encoding="utf-8-sig"))
     summary = DataSummary.from_dict(meta["summary"])
     if context_length is not None and summary.max_length > context_length:
         raise DataError(
@@ -533,6 +569,9 @@ def load_prepared(
 def prepare_data(args: PrepareDataArguments) -> PreparedData:
     """``prepare_data``: read, split, tokenize and save as ``args`` says; returns the data
     (its ``.summary`` says what happened). Raises ``DataError`` on bad input."""
+    # Before any reading or tokenizing; token ids (int64) take about 4x the text's bytes.
+    need = 4 * tree_size(args.data_file) if args.data_file else 0
+    check_output_dir(args.output_dir, "--output-dir", need, replaces=PREPARED_META)
     if Path(args.output_dir).exists() and not args.overwrite:
         raise DataError(f"{args.output_dir} already exists (pass --overwrite to replace it)")
     tokenizer_folder, context_length = resolve_model_source(args.model)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,8 +24,9 @@ from datasets import ClassLabel, Dataset, Features, Value
 from tqdm.auto import tqdm
 
 from scratchgpt.download import DownloadError, download_file
+from scratchgpt.files import UsageError, atomic_file
 from scratchgpt.paths import cache_dir as default_cache_dir
-from scratchgpt.paths import make_readable, sms_spam_file
+from scratchgpt.paths import sms_spam_file
 
 SMS_ZIP_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_MEMBER = "SMSSpamCollection"
@@ -39,8 +38,12 @@ FORMATS = ("auto", "sms", "csv", "tsv", "jsonl")
 MAX_INT_CLASSES = 10_000  # integer labels above this are ids of something else, not classes
 
 
-class DataError(ValueError):
+class DataError(UsageError):  # a ValueError: one line at the command line
     """Unusable input data; the message names the file, line (or row) and value."""
+
+
+class DataWarning(UserWarning):
+    """Usable data with a gap worth knowing (a class missing from a split)."""
 
 
 @dataclass(frozen=True)
@@ -260,8 +263,8 @@ def read_labelled_file(
     arguments, so a cache hit would silently lose the count of skipped lines.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    if not path.exists() or path.is_dir():  # a device or a pipe reads as a file does
+        raise DataError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
     policy = policy or BadLinePolicy()
     file_format = detect_format(path) if file_format == "auto" else file_format
     if file_format == "sms":
@@ -393,41 +396,20 @@ def extract_member(
         if len(matches) != 1:
             raise DataError(f"{zip_path}: expected one {member!r}, found {matches} in {names}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(matches[0]) as src, _atomic_file(dest) as tmp:
-            actual = _copy_capped(src, tmp, max_bytes, f"{zip_path}:{matches[0]}")
+        with archive.open(matches[0]) as src, atomic_file(dest, "wb") as out:
+            actual = _copy_capped(src, out, max_bytes, f"{zip_path}:{matches[0]}")
             if expected_sha256 and actual != expected_sha256:  # checked before the rename
                 raise DataError(f"{zip_path}:{member}: sha256 {actual} != {expected_sha256}")
     return dest
 
 
-def _copy_capped(src: Any, tmp: Path, max_bytes: int, where: str) -> str:
+def _copy_capped(src: Any, out: Any, max_bytes: int, where: str) -> str:
     """Copy at most ``max_bytes``; return the sha256 of what was copied."""
     written, digest = 0, hashlib.sha256()
-    with open(tmp, "wb") as out:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            written += len(chunk)
-            if written > max_bytes:
-                raise DataError(f"{where}: larger than the {max_bytes}-byte cap; not extracted")
-            digest.update(chunk)
-            out.write(chunk)
+    for chunk in iter(lambda: src.read(1 << 20), b""):
+        written += len(chunk)
+        if written > max_bytes:
+            raise DataError(f"{where}: larger than the {max_bytes}-byte cap; not extracted")
+        digest.update(chunk)
+        out.write(chunk)
     return digest.hexdigest()
-
-
-class _atomic_file:
-    """Context manager: yields a temp path next to ``dest``; renamed onto it only on success."""
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-
-    def __enter__(self) -> Path:
-        return self.tmp
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            make_readable(self.tmp)  # mkstemp's 0600 would hide it from other users
-            os.replace(self.tmp, self.dest)
-        else:
-            self.tmp.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchgpt.arguments import ArgumentParser, arg, as_path
+from scratchgpt.arguments import ArgumentParser, arg, as_path, check_input_path
 
 
 @dataclass(kw_only=True)
@@ -34,6 +34,7 @@ class PushArguments:
 
     def __post_init__(self) -> None:
         self.model = as_path(self.model)
+        check_input_path(self, "model", "folder")  # repo ids: checked first by check_push
 
 
 @dataclass(kw_only=True)
@@ -66,6 +67,7 @@ class SpaceArguments:
 
     def __post_init__(self) -> None:
         self.model = as_path(self.model)
+        check_input_path(self, "model", "folder")  # repo ids: checked first by push_space
         if self.dry_run and self.model is None and not self.no_app_check:
             raise ValueError("--dry-run is offline: pass --model FOLDER, a local copy of the model")
 

@@ -38,13 +38,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from scratchgpt.paths import REPO_ROOT, make_readable
+from scratchgpt.files import UsageError, atomic_write
+from scratchgpt.paths import REPO_ROOT
 from scratchgpt.run_record import RUN_RECORD_FILE, RunRecord
 
 METRICS_FILE = "metrics.json"
@@ -116,7 +116,7 @@ PATH_KEYS = ("data_file", "dataset_dir", "output_dir", "run_dir", "cache_dir", "
              "resume_from_checkpoint", "tokenizer_folder")  # fmt: skip
 
 
-class CardError(ValueError):
+class CardError(UsageError):  # a ValueError: one line at the command line
     """The inputs of a model card are missing or malformed, or its metadata is invalid."""
 
 
@@ -125,7 +125,7 @@ def read_json(path: Path) -> dict:
     if not path.is_file():
         raise CardError(f"{path} not found: the trainer writes it next to the model")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise CardError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
     if not isinstance(data, dict):
@@ -401,7 +401,7 @@ def render_model_card(
         raise CardError(f"model card template {template} not found")
     card = ModelCard.from_template(
         build_card_data(splits, record, settings, model_name),
-        template_str=template.read_text(encoding="utf-8"),
+        template_str=template.read_text(encoding="utf-8-sig"),
         **template_values(output_dir, splits, record, settings, repo_id),
     )
     validate_card(card)
@@ -417,12 +417,7 @@ def write_model_card(
     """
     card = render_model_card(output_dir, repo_id, template_path)
     path = Path(output_dir) / CARD_FILE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".README-", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(str(card))
-    make_readable(tmp)  # mkstemp's 0600 would hide the card from other users
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, str(card))
 
 
 LICENSE_PATTERN = re.compile(r"[a-z0-9][a-z0-9.+-]*")

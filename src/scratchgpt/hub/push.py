@@ -26,6 +26,7 @@ from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 from transformers import AutoModelForSequenceClassification
 
+from scratchgpt.folder import check_folder_weights
 from scratchgpt.hub.arguments import PushArguments
 from scratchgpt.hub.card import (
     CARD_FILE,
@@ -33,7 +34,6 @@ from scratchgpt.hub.card import (
     card_problems,
     render_model_card,
 )
-from scratchgpt.inference.classify import check_folder_weights
 from scratchgpt.paths import MODEL_CODE_FILES
 from scratchgpt.run_record import RUN_RECORD_FILE
 from scratchgpt.weight_files import ModelFolderError
@@ -109,7 +109,7 @@ def check_card(folder: Path, repo_id: str | None) -> tuple[list[str], bool, str 
     from metrics.json + training_args.json when it is absent."""
     card_path = folder / CARD_FILE
     if card_path.is_file():
-        text = card_path.read_text(encoding="utf-8")
+        text = card_path.read_text(encoding="utf-8-sig")
         return [f"{card_path}: {p}" for p in card_problems(text)], False, text
     if (folder / METRICS_FILE).is_file() and (folder / RUN_RECORD_FILE).is_file():
         try:

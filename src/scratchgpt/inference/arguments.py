@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import ArgumentParser, arg, as_path, check, check_choices
+from scratchgpt.arguments import (
+    MAX_SEED,
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    check_choices,
+    check_device,
+    check_number,
+)
 from scratchgpt.data.arguments import DataArguments
 from scratchgpt.precision import DTYPE_HELP, Dtype
 
@@ -65,6 +74,7 @@ class ClassifyArguments:
         self.model = str(self.model)
         self.input = as_path(self.input)
         _check_positive(self, "batch_size", "max_length")
+        check_device(self)
 
     @property
     def prepack(self) -> Literal["auto"] | bool:
@@ -86,7 +96,9 @@ class GenerateArguments:
     def __post_init__(self) -> None:
         self.model = str(self.model)
         _check_positive(self, "max_new_tokens", "top_k", "num_samples")
-        check(self.temperature >= 0, "temperature", self.temperature, "be >= 0")
+        check_number(self, "temperature", 0)
+        check_number(self, "seed", 0, MAX_SEED)
+        check_device(self)
 
 
 @dataclass(kw_only=True)
@@ -115,6 +127,7 @@ class EvaluateArguments(DataArguments):
         self.output_dir = as_path(self.output_dir)
         check(self.errors >= 0, "errors", self.errors, "be >= 0")
         _check_positive(self, "batch_size")
+        check_device(self)
 
     @property
     def prepack(self) -> Literal["auto"] | bool:

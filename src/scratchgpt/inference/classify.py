@@ -24,15 +24,21 @@ import torch
 from tqdm.auto import tqdm
 
 from scratchgpt.data.collate import SortedBatchSampler, right_pad
+from scratchgpt.files import (
+    BOM,
+    UsageError,
+    decode_text,
+    read_input_bytes,
+    resolve_local_model_folder,
+)
 from scratchgpt.inference.arguments import DEFAULT_BATCH_SIZE, ClassifyArguments
 from scratchgpt.inference.light import light_folder_config, load_light_classifier
 from scratchgpt.inference.prepack import Prepack, prepacked_linears
 from scratchgpt.precision import Precision, resolve_dtype
 from scratchgpt.tokenizer import ENDOFTEXT, load_tiktoken
-from scratchgpt.weight_files import check_weights
 
 if TYPE_CHECKING:  # transformers' model code loads only where a model goes through it
-    from transformers import PretrainedConfig, PreTrainedModel
+    from transformers import PreTrainedModel
 
 
 class TruncationWarning(UserWarning):
@@ -248,9 +254,7 @@ def resolve_model_folder(
     """A local model folder as is, or a Hub repo id downloaded into the Hub cache."""
     path = Path(path_or_repo)
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model folder: it has no config.json")
-        return path
+        return resolve_local_model_folder(path)  # a folder, with a valid config.json
     name = str(path_or_repo)
     if name.count("/") != 1 or name.startswith((".", "/")):
         raise FileNotFoundError(
@@ -273,22 +277,11 @@ def _download_repo(repo_id: str, revision: str | None, token: str | None) -> Pat
         ) from err
 
 
-def check_folder_weights(auto_class: type, folder: str | Path) -> PretrainedConfig:
-    """The folder's config, once its weight files are known to be complete and shaped as that
-    config says for ``auto_class`` with the folder's own code; else ``ModelFolderError`` naming
-    the file and tensor, instead of a traceback from deep inside ``from_pretrained``."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        shell = auto_class.from_config(config, trust_remote_code=True)
-    check_weights(folder, shell)
-    return config
-
-
 def load_with_folder_code(auto_class: type, folder: str | Path) -> PreTrainedModel:
     """``auto_class.from_pretrained(folder, trust_remote_code=True)`` after
-    :func:`check_folder_weights`."""
+    :func:`scratchgpt.folder.check_folder_weights`."""
+    from scratchgpt.folder import check_folder_weights  # transformers loads here anyway
+
     config = check_folder_weights(auto_class, folder)
     return auto_class.from_pretrained(folder, config=config, trust_remote_code=True)
 
@@ -331,7 +324,7 @@ def load_for_inference(
     For scoring only; use ``load_classifier`` for a ``PreTrainedModel`` (training, peft, ...)."""
     folder = resolve_model_folder(path_or_repo, revision, token)
     config = light_folder_config(folder)
-    if config is None:
+    if config is None:  # transformers' path validates config.json and names a bad field
         return load_classifier(folder, device=device, dtype=dtype)
     model = load_light_classifier(folder, config, device)
     cast_for_inference(model, dtype, device)
@@ -364,41 +357,34 @@ def model_precision(model: torch.nn.Module) -> Precision:
 
 
 def decode_lines(data: bytes, origin: str) -> list[str]:
-    """UTF-8 ``data`` split into lines; a byte that is not UTF-8 raises ``ValueError`` naming
-    ``origin``, the line and the column (the codec's message names only a byte offset)."""
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        line_start = data.rfind(b"\n", 0, err.start) + 1
-        column = len(data[line_start : err.start].decode("utf-8")) + 1  # valid up to the error
-        raise ValueError(
-            f"{origin}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not "
-            "UTF-8; save the text as UTF-8"
-        ) from None
+    """UTF-8 ``data`` (a byte-order mark dropped) split into lines; a byte that is not UTF-8
+    raises ``InputFileError`` naming ``origin``, the line and the column."""
+    return decode_text(data, origin).splitlines()
 
 
 def read_input_texts(
     texts: Sequence[str], input: Path | None, stdin: TextIO
 ) -> tuple[list[str], list[int]]:
-    """Texts from arguments, ``--input`` or stdin, and the 1-based line numbers skipped as empty."""
+    """Texts from arguments, ``--input`` (any readable file, device or pipe; ``-`` is stdin)
+    or stdin, and the 1-based line numbers skipped as empty."""
     if texts and input:
-        raise ValueError("give texts as arguments or --input FILE, not both")
+        raise UsageError("give texts as arguments or --input FILE, not both")
     if texts:
-        lines = list(texts)
+        lines = [text.removeprefix(BOM) for text in texts]
     elif input and str(input) != "-":
-        if not input.is_file():
-            raise FileNotFoundError(f"--input {input}: no such file")
-        lines = decode_lines(input.read_bytes(), f"--input {input}")
+        lines = decode_lines(read_input_bytes(input, f"--input {input}"), f"--input {input}")
     elif input or not stdin.isatty():
         buffer = getattr(stdin, "buffer", None)  # bytes, so a bad byte has a line number
-        lines = decode_lines(buffer.read(), "stdin") if buffer else stdin.read().splitlines()
+        if buffer is not None:
+            lines = decode_lines(buffer.read(), "stdin")
+        else:
+            lines = stdin.read().removeprefix(BOM).splitlines()
     else:
-        raise ValueError("no texts: pass them as arguments, with --input FILE, or on stdin")
+        raise UsageError("no texts: pass them as arguments, with --input FILE, or on stdin")
     empty = [number for number, line in enumerate(lines, start=1) if not line.strip()]
     texts = [line for line in lines if line.strip()]
     if not texts:
-        raise ValueError(f"no text to classify: all {len(lines)} input line(s) are empty")
+        raise UsageError(f"no text to classify: all {len(lines)} input line(s) are empty")
     return texts, empty
 
 

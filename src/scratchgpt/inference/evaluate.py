@@ -7,13 +7,12 @@ split; metrics, tables and plots come from ``scratchgpt.metrics.report``.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from scratchgpt.data.prepare import prepare_from_args
+from scratchgpt.files import atomic_write, check_output_dir
 from scratchgpt.inference.arguments import EvaluateArguments
 from scratchgpt.inference.classify import (
     label_names,
@@ -29,7 +28,6 @@ from scratchgpt.metrics.report import (
     plot_confusion_matrix,
     plot_precision_recall,
 )
-from scratchgpt.paths import make_readable
 
 
 def _model_label_ids(data_names: Sequence[str], model_names: Sequence[str]) -> list[int]:
@@ -54,10 +52,12 @@ def _select_split(dataset, split: str):
 def evaluate(args: EvaluateArguments) -> dict:
     """``evaluate``: score the model on the chosen split; writes the plots and metrics.json
     into ``args.output_dir`` and returns the metrics (``output_dir`` and ``errors`` included)."""
+    out = args.output_dir or Path(f"eval-{Path(args.model).name}-{args.split}")
+    check_output_dir(out, "--output-dir")  # before the model loads or the data is read
     model, folder = load_classifier(args.model, device=args.device, dtype=args.dtype)
     precision = model_precision(model)
     print(precision.describe(), file=sys.stderr)
-    prepared = prepare_from_args(args, folder, int(model.config.context_length))
+    prepared = prepare_from_args(args, folder, int(model.config.context_length), training=False)
     if note := prepared.summary.skipped_note():
         print(note, file=sys.stderr)
     rows = _select_split(prepared.dataset, args.split)
@@ -69,7 +69,6 @@ def evaluate(args: EvaluateArguments) -> dict:
         model, rows["input_ids"], pad_id, args.batch_size, progress=True, prepack=args.prepack
     ).numpy()
     metrics = compute_classification_metrics(probs.argmax(axis=1).tolist(), references, names)
-    out = args.output_dir or Path(f"eval-{Path(folder).name}-{args.split}")
     title = f"{Path(folder).name}, {args.split} split"
     plot_confusion_matrix(metrics["confusion_matrix"], names, out / "confusion_matrix.png", title)
     plot_precision_recall(probs, references, names, out / "precision_recall.png", title)
@@ -86,10 +85,4 @@ def evaluate(args: EvaluateArguments) -> dict:
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    make_readable(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")

@@ -33,6 +33,7 @@ from scratchgpt_modeling.layers_scratchgpt import TransformerBlock, pool_through
 
 # The one architecture this shell computes; a folder of any other goes through transformers.
 ARCHITECTURE = "ScratchGPTForSequenceClassification"
+SIZES = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers")
 
 
 class Logits(NamedTuple):
@@ -103,7 +104,7 @@ def light_folder_config(folder: str | Path) -> SimpleNamespace | None:
     ``None`` (then transformers loads it)."""
     folder = Path(folder)
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
     if (
@@ -114,6 +115,7 @@ def light_folder_config(folder: str | Path) -> SimpleNamespace | None:
         or (folder / "adapter_config.json").exists()
         or not weight_files(folder)
         or not _same_code(folder)
+        or not _buildable(config)
     ):
         return None
     try:
@@ -141,6 +143,19 @@ def _uninitialised_modules() -> Iterator[None]:
 
 def _no_init(module: nn.Module) -> None:
     pass
+
+
+def _buildable(config: dict) -> bool:
+    """Sizes the shell can build. It skips the config class's validation, so anything else
+    goes through transformers, whose ``ScratchGPTConfig`` names the bad field."""
+    try:
+        sizes = [int(config[name]) for name in SIZES]
+        float(config["layer_norm_eps"])
+        float(config["drop_rate"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    vocab, context, emb_dim, n_heads, n_layers = sizes
+    return min(sizes) > 0 and emb_dim % n_heads == 0
 
 
 def load_light_classifier(

@@ -20,8 +20,6 @@ This is the per-split value the trainer stores in ``metrics.json`` (see ``scratc
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,8 +29,8 @@ import numpy as np
 # a notebook's plotting backend (pyplot's global state) to Agg behind the user's back.
 from matplotlib.figure import Figure
 
+from scratchgpt.files import atomic_file
 from scratchgpt.metrics import load_metric
-from scratchgpt.paths import make_readable
 
 SUMMARY_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
@@ -119,16 +117,8 @@ def format_splits_table(metrics_by_split: Mapping[str, Mapping]) -> str:
 def _save_figure_atomically(fig: Figure, path: str | Path) -> Path:
     """Write to a temp file next to ``path`` then rename, so a crash leaves no half PNG."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        make_readable(tmp)  # mkstemp's 0600 would hide the plot from other users
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     return path
 
 

@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 from scratchgpt.arguments import (
+    MAX_SEED,
     ArgumentParser,
     arg,
     as_path,
     check,
+    check_input_path,
+    check_number,
+    check_output_name,
     super_post_init,
     to_config,
 )
@@ -113,7 +117,9 @@ class ModelArguments:
         if self.model is not None:
             self.model = str(self.model)
         check(self.lora_r >= 1, "lora_r", self.lora_r, "be >= 1")
-        check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "be in [0, 1)")
+        check_number(self, "lora_alpha", 0, open_low=True)
+        check_number(self, "drop_rate", 0, 1, open_high=True)
+        check_number(self, "lora_dropout", 0, 1, open_high=True)
         super_post_init(self, ModelArguments)
 
 
@@ -179,7 +185,10 @@ class OptimizationArguments:
             "weight_decay",
             "pretrain_epochs",
         ):
-            check(getattr(self, name) >= 0, name, getattr(self, name), "be >= 0")
+            check_number(self, name, 0)
+        # A rate of 0 or below, nan or inf would only show as a torch error after loading.
+        check_number(self, "lr", 0, open_low=True)
+        check_number(self, "seed", 0, MAX_SEED)
         super_post_init(self, OptimizationArguments)
 
 
@@ -243,12 +252,15 @@ class OutputArguments:
 
     def __post_init__(self) -> None:
         self.output_dir = as_path(self.output_dir)
+        check_output_name(self, "output_dir")
         # Resolved here so the recorded settings name the folder the run really used.
         self.run_dir = as_path(self.run_dir) or default_run_dir(self.output_dir)
         check(self.save_steps >= 0, "save_steps", self.save_steps, "be >= 0")
         check(self.save_total_limit >= 1, "save_total_limit", self.save_total_limit, "be >= 1")
         if self.resume_from_checkpoint is not None:
             self.resume_from_checkpoint = str(self.resume_from_checkpoint)
+            if self.resume_from_checkpoint != "latest":  # a path: there before any work
+                check_input_path(self, "resume_from_checkpoint", "folder", "checkpoint folder")
         super_post_init(self, OutputArguments)
 
 
@@ -264,6 +276,7 @@ class SpeedArguments:
     )
 
     def __post_init__(self) -> None:
+        check_number(self, "prefix_cache_max_gb", 0)
         super_post_init(self, SpeedArguments)
 
 

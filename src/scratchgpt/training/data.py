@@ -25,6 +25,7 @@ from scratchgpt.data.prepare import (
     prepare_from_args,
     resolve_model_source,
 )
+from scratchgpt.folder import check_model_folder
 from scratchgpt.training.arguments import FinetuneArguments
 
 __all__ = [
@@ -58,6 +59,9 @@ def load_data(args: FinetuneArguments) -> tuple[PreparedData, Path, str | Path]:
     """Tokenized splits with the model's own vocabulary; also returns the tokenizer folder
     (copied into the output folder) and the resolved model source."""
     source = model_source(args)
+    if args.init == "pretrained" and Path(source).is_dir():
+        # Headers only, before the data is read: a damaged folder is named in milliseconds.
+        check_model_folder(source, new_head=True, pooling=args.pooling)
     tokenizer_folder, context_length = resolve_model_source(source)
     prepared = prepare_from_args(args, tokenizer_folder, context_length)
     if note := prepared.summary.skipped_note():

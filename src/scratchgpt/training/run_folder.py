@@ -41,7 +41,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scratchgpt.files import OutputPathError, UsageError, check_output_dir
 from scratchgpt.training.arguments import FinetuneArguments
+from scratchgpt_modeling.configuration_scratchgpt import PRESETS, SCRATCH_PRESETS
 
 try:
     import fcntl
@@ -56,7 +58,7 @@ COMPLETED = "completed.json"
 RUN_ENTRIES = (CHECKPOINTS, LOGS, STEP_LOG, COMPLETED)  # what clearing a run folder removes
 
 
-class SetupError(ValueError):
+class SetupError(UsageError):  # a ValueError: one line at the command line
     """The flags cannot work together in this launch, or the run cannot start where asked."""
 
 
@@ -95,11 +97,30 @@ def check_writable(flag: str, path: Path, target: Path) -> None:
         raise SetupError(f"{flag} {path}: cannot write in {existing} ({reason})") from None
 
 
-def check_locations(output_dir: Path, run_dir: Path) -> None:
-    """Both places a run writes, before it spends any time training."""
+def check_locations(output_dir: Path, run_dir: Path, model_bytes: int = 0) -> None:
+    """Both places a run writes, before it spends any time training: folders (a user's file
+    there is refused, never replaced), writable, with room for the model (output) and for
+    checkpoints of weights plus AdamW's two moments (run folder)."""
     # The output folder is written as a sibling and renamed: its parent must take new entries.
     check_writable("--output-dir", output_dir, output_dir.parent)
     check_writable("--run-dir", run_dir, run_dir)
+    try:
+        check_output_dir(output_dir, "--output-dir", model_bytes, replaces="config.json")
+        check_output_dir(run_dir, "--run-dir", 3 * model_bytes)
+    except OutputPathError as err:
+        raise SetupError(str(err)) from None
+
+
+def estimated_model_bytes(model: str | None) -> int:
+    """fp32 bytes of the weights a run writes: a folder's weight files, or a preset's size."""
+    if model and Path(model).is_dir():
+        return sum(file.stat().st_size for file in Path(model).glob("*.safetensors"))
+    shape = {**PRESETS, **SCRATCH_PRESETS}.get(str(model))
+    if shape is None:
+        return 0
+    width, layers = shape["emb_dim"], shape["n_layers"]
+    # Embeddings (GPT-2 vocabulary and context) plus 12 d^2 per block.
+    return 4 * ((50257 + 1024) * width + 12 * layers * width * width)
 
 
 # ----------------------------------------------------------------------------- the lock
@@ -300,7 +321,7 @@ def claim_run_folder(args: FinetuneArguments, accelerator) -> RunLock:
 
 
 def claim(args: FinetuneArguments) -> RunLock:
-    check_locations(args.output_dir, args.run_dir)
+    check_locations(args.output_dir, args.run_dir, estimated_model_bytes(args.model))
     lock = lock_run_folder(args.run_dir)
     try:
         removed = remove_leftovers(args.output_dir, args.run_dir)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scratchgpt.arguments import ArgumentParser, arg, as_path, check, check_choices
+from scratchgpt.arguments import (
+    MAX_SEED,
+    ArgumentParser,
+    arg,
+    as_path,
+    check,
+    check_choices,
+    check_input_path,
+    check_number,
+    check_output_name,
+)
 from scratchgpt.paths import CACHE_ENV, DEFAULT_MAX_SHARD_SIZE
 
 SANITY_PROMPT = "Every effort moves you"
+# What save_pretrained's max_shard_size takes: bytes, or a number with a unit.
+SHARD_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", re.IGNORECASE)
 
 
 def comma_list(text: str | list[str]) -> list[str]:
@@ -74,6 +87,7 @@ class ConvertArguments:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_output_name(self, "output_dir")
         self.output_dir = as_path(self.output_dir)
         self.checkpoint_dir = as_path(self.checkpoint_dir)
         self.tokenizer_dir = as_path(self.tokenizer_dir)
@@ -83,6 +97,18 @@ class ConvertArguments:
             raise ValueError("--num-labels and --labels are alternatives: pass one")
         if self.num_labels is not None:
             check(self.num_labels >= 1, "num_labels", self.num_labels, "be >= 1")
+        check_number(self, "seed", 0, MAX_SEED)
+        if self.n_heads is not None:
+            check(self.n_heads >= 1, "n_heads", self.n_heads, "be >= 1")
+        if not self.download:
+            check_input_path(self, "checkpoint_dir", "any")
+        check_input_path(self, "tokenizer_dir", "folder")
+        check(
+            bool(SHARD_SIZE.fullmatch(str(self.max_shard_size).strip())),
+            "max_shard_size",
+            self.max_shard_size,
+            "be a size such as 2GB, 500MB or a number of bytes",
+        )
 
 
 def build_convert_parser() -> ArgumentParser:

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel
 
 from scratchgpt.download import DownloadError, download_openai_gpt2
+from scratchgpt.files import check_output_dir, tree_size
 from scratchgpt.folder import (
     DEFAULT_MAX_SHARD_SIZE,
     TASK_CLASSES,
@@ -212,6 +213,9 @@ def _check_output(source: Path, output_dir: Path) -> None:
         raise ConversionError(
             f"--output-dir {output_dir} would replace the input {source}; choose another folder"
         )
+    # The converted weights are about as large as the input's (fp32 either way).
+    need = tree_size(source) if source.exists() else 0
+    check_output_dir(output_dir, "--output-dir", need, replaces="config.json")
 
 
 def ensure_pretrained_folder(preset: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -268,7 +272,7 @@ def build_model(
     relabel = task == "sequence-classification" and bool(
         {"num_labels", "id2label"} & set(config_overrides)
     )
-    return load_model_folder(folder, task, ignore_mismatched_sizes=relabel, **config_overrides)
+    return load_model_folder(folder, task, new_head=relabel, **config_overrides)
 
 
 def sample_generation(

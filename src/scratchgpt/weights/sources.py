@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scratchgpt.download import OPENAI_GPT2_SIZES
+from scratchgpt.files import UsageError
 from scratchgpt.tokenizer import find_tokenizer_files
 from scratchgpt.weights.tf_checkpoint import TFCheckpoint, resolve_prefix
 from scratchgpt_modeling.configuration_scratchgpt import PRESETS
@@ -45,7 +46,7 @@ HF_IGNORED = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$")
 BOOK_IGNORED = re.compile(r"^trf_blocks\.\d+\.att\.mask$")
 
 
-class ConversionError(ValueError):
+class ConversionError(UsageError):  # a ValueError: one line at the command line
     """The input cannot be converted; the message names the file, variable and values."""
 
 
@@ -248,7 +249,7 @@ def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ConversionError(f"{what} {path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise ConversionError(f"{path} is not valid JSON: {err}") from err
 

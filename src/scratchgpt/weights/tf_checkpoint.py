@@ -32,6 +32,8 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
+from scratchgpt.files import UsageError
+
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5
@@ -54,7 +56,7 @@ TF_DTYPES: dict[int, np.dtype] = {
 NUMPY_TO_TF = {dtype: code for code, dtype in TF_DTYPES.items()}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):  # a ValueError: one line at the command line
     """The checkpoint files are missing, truncated, corrupt or in an unsupported form."""
 
 
@@ -233,7 +235,7 @@ def resolve_prefix(path: str | os.PathLike[str]) -> Path:
     pointer = path / "checkpoint"
     if pointer.is_file():
         # Text proto: `model_checkpoint_path: "model.ckpt"`.
-        for line in pointer.read_text(encoding="utf-8").splitlines():
+        for line in pointer.read_text(encoding="utf-8-sig").splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model_checkpoint_path":
                 name = value.strip().strip('"')
