@@ -48,6 +48,7 @@ from scratchgpt.inference.classify import (
     classify_texts,
     length_sorted_batches,
 )
+from scratchgpt.inference.export import export_onnx
 from scratchgpt.paths import gpt2_bpe_dir, sms_spam_file
 from scratchgpt.precision import fast_bf16, resolve_dtype
 from scratchgpt.tokenizer import load_tiktoken
@@ -120,29 +121,12 @@ def time_pipeline(classifier, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-class LogitsOnly(torch.nn.Module):
-    """ids and mask in, logits out: what is exported."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
 def make_onnx_session(model: torch.nn.Module, folder: Path):
     """Export with dynamic batch and length, and open it in ONNX Runtime (CPU)."""
     import onnxruntime
 
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=1024)
-    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    ids, mask = torch.randint(0, 50000, (4, 24)), torch.ones(4, 24, dtype=torch.long)
-    path = folder.parent / "classifier.onnx"
     print("exporting to ONNX (torch.onnx dynamo exporter)...")
-    torch.onnx.export(
-        LogitsOnly(model).eval(), (ids, mask), path, dynamo=True, dynamic_shapes=shapes
-    )
+    path = export_onnx(model, folder.parent / "classifier.onnx", max_length=1024)
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 

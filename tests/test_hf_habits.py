@@ -326,28 +326,15 @@ def test_export_classifier_with_attention_mask():
     torch.testing.assert_close(got, expected, **TOL)
 
 
-class LogitsOnly(torch.nn.Module):
-    """What a deployer exports: ids and mask in, logits out."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
 def test_onnx_export_runs_in_onnxruntime(tmp_path):
     """``torch.onnx.export(dynamo=True)`` with dynamic batch and length; ONNX Runtime on the CPU
     gives the model's logits for other shapes and both paddings."""
     import onnxruntime
 
+    from scratchgpt.inference.export import LogitsOnly, export_onnx
+
     model = LogitsOnly(make_classifier(num_labels=3)).eval()
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=64)
-    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
-    ids, mask = padded([5, 2, 7], "right")
-    torch.onnx.export(model, (ids, mask), tmp_path / "classifier.onnx", dynamo=True,
-                      dynamic_shapes=shapes)  # fmt: skip
+    export_onnx(model.model, tmp_path / "classifier.onnx", max_length=64)
     session = onnxruntime.InferenceSession(
         tmp_path / "classifier.onnx", providers=["CPUExecutionProvider"]
     )
