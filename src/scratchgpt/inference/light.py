@@ -149,13 +149,12 @@ def _buildable(config: dict) -> bool:
     """Sizes the shell can build. It skips the config class's validation, so anything else
     goes through transformers, whose ``ScratchGPTConfig`` names the bad field."""
     try:
-        sizes = [int(config[name]) for name in SIZES]
+        sizes = {name: int(config[name]) for name in SIZES}
         float(config["layer_norm_eps"])
         float(config["drop_rate"])
     except (KeyError, TypeError, ValueError):
         return False
-    vocab, context, emb_dim, n_heads, n_layers = sizes
-    return min(sizes) > 0 and emb_dim % n_heads == 0
+    return min(sizes.values()) > 0 and sizes["emb_dim"] % sizes["n_heads"] == 0
 
 
 def load_light_classifier(
